@@ -1,0 +1,40 @@
+"""Types shared by the pipeline and its callers (CLI, server)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# progress(fraction in 0..1, stage text); called often enough for a smooth progress bar.
+ProgressFn = Callable[[float, str], None]
+# cancel() -> True when the caller wants the work to stop; polled at least every second or so.
+CancelFn = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """Raised inside `analogy` when `cancel()` returned True."""
+
+
+class InputError(ValueError):
+    """An input image cannot be used (too small, too large, unreadable); the message says why."""
+
+
+@dataclass
+class AnalogyResult:
+    """Results at the inputs' full resolution (unless params.full_resolution is False).
+
+    Images are (H, W, 3) uint8 RGB. Flows are float32 (H, W, 2) holding, for each pixel of the
+    source, the (x, y) position in the other image's full-resolution pixel coordinates.
+    Confidences are float32 (H, W) in 0..1 (match similarity), suitable as layer masks.
+    """
+
+    a_prime: np.ndarray  # A's structure, B′'s look; shape of A
+    b: np.ndarray  # B′'s structure, A's look; shape of B′
+    flow_ab: np.ndarray  # A → B′
+    flow_ba: np.ndarray  # B′ → A
+    confidence_a_prime: np.ndarray
+    confidence_b: np.ndarray
+    report: dict[str, Any] = field(default_factory=dict)
