@@ -101,7 +101,6 @@ class AnalogyParams:
     weight: int | None = None  # 1, 2 or 3: the α set of the blend
     ratio: float | None = None  # extra scale on the working size (0.5 suits faces)
     refine: bool | None = None  # edge-aware refinement guided by the source (photo → photo)
-    full_resolution: bool = True  # deliver at the inputs' sizes (else at the working size)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -120,7 +119,8 @@ class AnalogyParams:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ParamsError(f"unknown parameter(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            known = ", ".join(sorted(names))
+            raise ParamsError(f"unknown parameter(s): {', '.join(unknown)}; known: {known}")
         return cls(**data)
 
     @classmethod
@@ -135,7 +135,6 @@ class AnalogyParams:
             "weight": {"choices": [1, 2, 3], "default": None},
             "ratio": {"min": 0.1, "max": 1.0, "default": None},
             "refine": {"type": "bool", "default": None},
-            "full_resolution": {"type": "bool", "default": True},
         }
 
 
@@ -162,12 +161,8 @@ def validate(p: AnalogyParams) -> None:
         ok = isinstance(p.ratio, (int, float)) and not isinstance(p.ratio, bool)
         if not ok or not math.isfinite(p.ratio) or not 0.1 <= p.ratio <= 1.0:
             raise ParamsError(f"ratio must be a number from 0.1 to 1.0 or null (got {p.ratio!r})")
-    for name in ("refine", "full_resolution"):
-        value = getattr(p, name)
-        if value is not None and not isinstance(value, bool):
-            raise ParamsError(f"{name} must be true or false (got {value!r})")
-    if p.full_resolution is None:
-        raise ParamsError("full_resolution must be true or false (got None)")
+    if p.refine is not None and not isinstance(p.refine, bool):
+        raise ParamsError(f"refine must be true, false or null (got {p.refine!r})")
 
 
 @dataclass(frozen=True)

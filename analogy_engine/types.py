@@ -24,7 +24,7 @@ class InputError(ValueError):
 
 @dataclass
 class AnalogyResult:
-    """Results at the inputs' full resolution (unless params.full_resolution is False).
+    """Results at the inputs' full resolution.
 
     Images are (H, W, 3) uint8 RGB. Flows are float32 (H, W, 2) holding, for each pixel of the
     source, the (x, y) position in the other image's full-resolution pixel coordinates.

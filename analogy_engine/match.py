@@ -1,0 +1,188 @@
+"""Bidirectional-ready PatchMatch on deep features, vectorised as whole-field tensor operations.
+
+A field is a (H, W, 2) long tensor: for each source cell (y, x) the matched target cell (y, x).
+The score of a field at p is the patch similarity Σ_o ⟨S(p+o), T(field(p)+o)⟩ over the k×k
+offsets o, where S and T are channel-normalised features stacked over both image pairs
+(A with A′ against B with B′), so one dot product is the paper's two-pair cosine similarity.
+
+Propagation is done for every pixel at once ("jump flooding"): each pixel tries its neighbours'
+matches at distances 8, 4, 2, 1 in four directions, and random search tries offsets whose
+radius halves down to 1. Each candidate field is scored whole and kept where it improves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+def normalize(features: Tensor, eps: float = 1e-8) -> Tensor:
+    """Scale each feature vector of a (C, H, W) map to unit length."""
+    return features / features.norm(dim=0, keepdim=True).clamp_min(eps)
+
+
+def stack_pairs(first: Tensor, second: Tensor) -> Tensor:
+    """(C, H, W) × 2 → (H, W, 2C) of normalised features, channels last for row gathers.
+
+    Each half is scaled by 1/√2 so that the dot product of two stacks is the mean of the two
+    cosine similarities, in [−1, 1].
+    """
+    stacked = torch.cat([normalize(first), normalize(second)], dim=0) * (0.5**0.5)
+    return stacked.permute(1, 2, 0).contiguous()
+
+
+def identity_field(src_hw: tuple[int, int], tgt_hw: tuple[int, int], device: torch.device) -> Tensor:
+    """Each source cell mapped to the cell at the same relative position in the target."""
+    (h, w), (th, tw) = src_hw, tgt_hw
+    ys = ((torch.arange(h, device=device) + 0.5) * th / h).long().clamp_(0, th - 1)
+    xs = ((torch.arange(w, device=device) + 0.5) * tw / w).long().clamp_(0, tw - 1)
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
+
+
+def clamp_field(field: Tensor, tgt_hw: tuple[int, int]) -> Tensor:
+    return torch.stack(
+        (field[..., 0].clamp(0, tgt_hw[0] - 1), field[..., 1].clamp(0, tgt_hw[1] - 1)), dim=-1
+    )
+
+
+def shift(field: Tensor, dy: int, dx: int) -> Tensor:
+    """field(p + (dy, dx)) for every p, with the border cell repeated outside the map."""
+    h, w = field.shape[:2]
+    ys = (torch.arange(h, device=field.device) + dy).clamp_(0, h - 1)
+    xs = (torch.arange(w, device=field.device) + dx).clamp_(0, w - 1)
+    return field[ys][:, xs]
+
+
+def pad_edges(source: Tensor, radius: int) -> Tensor:
+    """(H, W, C) → (H + 2r, W + 2r, C), contiguous, with the border repeated."""
+    h, w = source.shape[:2]
+    ys = torch.arange(-radius, h + radius, device=source.device).clamp_(0, h - 1)
+    xs = torch.arange(-radius, w + radius, device=source.device).clamp_(0, w - 1)
+    return source[ys][:, xs].contiguous()
+
+
+def patch_similarity(
+    source: Tensor, target: Tensor, field: Tensor, patch: int, padded: bool = False
+) -> Tensor:
+    """Mean over the k×k patch of ⟨source(p+o), target(field(p)+o)⟩ for every p: (H, W).
+
+    `source` (H, W, C) and `target` (Ht, Wt, C) are stacks from `stack_pairs`; `source` may
+    come already through `pad_edges(source, patch // 2)` (`padded=True`), as `patchmatch`
+    does once for its many calls. Offsets that leave a map repeat its border.
+    """
+    r = patch // 2
+    if not padded:
+        source = pad_edges(source, r)
+    h, w = field.shape[:2]
+    c = source.shape[2]
+    th, tw = target.shape[:2]
+    flat_target = target.reshape(th * tw, c)
+    total = torch.zeros(h, w, device=source.device, dtype=source.dtype)
+    fy, fx = field[..., 0], field[..., 1]
+    for dy in range(-r, r + 1):
+        ty = (fy + dy).clamp_(0, th - 1) * tw
+        for dx in range(-r, r + 1):
+            index = ty + (fx + dx).clamp_(0, tw - 1)
+            gathered = flat_target.index_select(0, index.reshape(-1)).view(h, w, c)
+            total += torch.linalg.vecdot(source[r + dy : r + dy + h, r + dx : r + dx + w], gathered)
+    return total / (patch * patch)
+
+
+def _radii(start: int) -> list[int]:
+    radii = []
+    radius = start
+    while radius >= 1:
+        radii.append(radius)
+        radius //= 2
+    return radii
+
+
+def _jumps(jumps: tuple[int, ...], h: int, w: int) -> list[int]:
+    return [j for j in jumps if j < max(h, w)]
+
+
+def count_candidates(hw: tuple[int, int], iterations: int, radius: int, jumps: tuple[int, ...]) -> int:
+    """How many candidate fields `patchmatch` scores (for progress accounting)."""
+    return iterations * (4 * len(_jumps(jumps, *hw)) + len(_radii(radius)))
+
+
+def patchmatch(
+    source: Tensor,
+    target: Tensor,
+    field: Tensor,
+    patch: int,
+    iterations: int,
+    radius: int,
+    jumps: tuple[int, ...] = (8, 4, 2, 1),
+    generator: torch.Generator | None = None,
+    step: Callable[[], None] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Improve `field` (source → target) and return it with its per-cell patch similarity.
+
+    `radius` is the largest random-search radius in target cells (it halves down to 1).
+    `step()` is called after each scored candidate field (progress, cancellation); there are
+    `count_candidates(...)` of them.
+    """
+    tgt_hw = (target.shape[0], target.shape[1])
+    field = clamp_field(field, tgt_hw)
+    source = pad_edges(source, patch // 2)
+    best = patch_similarity(source, target, field, patch, padded=True)
+    h, w = field.shape[:2]
+
+    def consider(candidate: Tensor) -> None:
+        nonlocal field, best
+        candidate = clamp_field(candidate, tgt_hw)
+        score = patch_similarity(source, target, candidate, patch, padded=True)
+        better = score > best
+        field = torch.where(better.unsqueeze(-1), candidate, field)
+        best = torch.where(better, score, best)
+        if step is not None:
+            step()
+
+    for _ in range(iterations):
+        for jump in _jumps(jumps, h, w):
+            for dy, dx in ((0, -jump), (-jump, 0), (0, jump), (jump, 0)):
+                offset = torch.tensor((dy, dx), device=field.device)
+                consider(shift(field, dy, dx) - offset)
+        for r in _radii(radius):
+            noise = torch.randint(
+                -r, r + 1, field.shape, device=field.device, generator=generator
+            )
+            consider(field + noise)
+    return field, best
+
+
+def upsample_field(
+    field: Tensor, out_hw: tuple[int, int], tgt_hw: tuple[int, int], prev_tgt_hw: tuple[int, int]
+) -> Tensor:
+    """Carry a field to a finer grid: each fine cell keeps its offset inside the coarse cell.
+
+    `field` maps a (h, w) grid into a `prev_tgt_hw` grid; the result maps an `out_hw` grid into a
+    `tgt_hw` grid (both scaled versions of the old ones).
+    """
+    return clamp_field(resample_flow(field, out_hw, tgt_hw, prev_tgt_hw).round().long(), tgt_hw)
+
+
+def resample_flow(
+    field: Tensor, out_hw: tuple[int, int], tgt_hw: tuple[int, int], prev_tgt_hw: tuple[int, int]
+) -> Tensor:
+    """Float version of `upsample_field` (y, x) in the new target's pixel units, unclamped.
+
+    Uses the nearest coarse cell's match plus the sub-cell position, so within a coarse cell the
+    fine field is a pure translation of the target (texture is copied, not stretched).
+    """
+    h, w = field.shape[:2]
+    oh, ow = out_hw
+    dev = field.device
+    sy, sx = h / oh, w / ow
+    ty, tx = tgt_hw[0] / prev_tgt_hw[0], tgt_hw[1] / prev_tgt_hw[1]
+    py = (torch.arange(oh, device=dev, dtype=torch.float32) + 0.5) * sy - 0.5
+    px = (torch.arange(ow, device=dev, dtype=torch.float32) + 0.5) * sx - 0.5
+    ny = py.round().clamp(0, h - 1)
+    nx = px.round().clamp(0, w - 1)
+    coarse = field[ny.long()][:, nx.long()].float()
+    y = (coarse[..., 0] + (py - ny)[:, None] + 0.5) * ty - 0.5
+    x = (coarse[..., 1] + (px - nx)[None, :] + 0.5) * tx - 0.5
+    return torch.stack((y, x), dim=-1)

