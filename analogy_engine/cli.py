@@ -1,0 +1,97 @@
+"""`python -m analogy_engine A B′ --out DIR`: the contract of DESIGN.md ("CLI contract")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .imageio import load_image, save_png
+from .params import DEVICES, MAX_SIZE, MIN_SIZE, MODES, PRESET_NAMES, AnalogyParams, ParamsError
+from .pipeline import Engine, analogy
+from .types import Cancelled, InputError
+
+OUTPUTS = ("a_prime.png", "b.png", "flow_ab.npy", "flow_ba.npy", "report.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = AnalogyParams()
+    parser = argparse.ArgumentParser(
+        prog="python -m analogy_engine",
+        description="Deep Image Analogy: A′ (A's structure, B′'s look) and B (B′'s structure, A's look).",
+    )
+    parser.add_argument("a", metavar="A_IMAGE", help="content image A")
+    parser.add_argument("b_prime", metavar="B_PRIME_IMAGE", help="reference image B′")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--mode", choices=MODES, default=defaults.mode)
+    parser.add_argument("--size", type=int, default=None, metavar="N",
+                        help=f"longest side of the working resolution ({MIN_SIZE}–{MAX_SIZE}); "
+                        "default: the original's rule (≤ 700 px, ≤ 0.35 MP)")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default=defaults.preset,
+                        help="speed/quality; 'faithful' reproduces the original's parameters")
+    parser.add_argument("--device", choices=DEVICES, default=defaults.device)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--weight", type=int, choices=(1, 2, 3), default=None,
+                        help="blend weights: higher keeps more of the source's structure (default: by mode)")
+    parser.add_argument("--ratio", type=float, default=None,
+                        help="extra scale of the working size, 0.1–1 "
+                        "(default: by mode; 0.5 for style-to-photo)")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                        help="edge-aware refinement guided by the source (default: on for photo-to-photo)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    params = AnalogyParams(mode=args.mode, preset=args.preset, size=args.size, device=args.device,
+                           seed=args.seed, weight=args.weight, ratio=args.ratio, refine=args.refine)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    a = load_image(args.a, "A")
+    b_prime = load_image(args.b_prime, "B′")
+    engine = Engine.load(params.device)
+    out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=1000, unit="‰", disable=args.quiet, file=sys.stderr,
+              bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+        def progress(fraction: float, stage: str) -> None:
+            bar.set_description(stage, refresh=False)
+            bar.update(round(fraction * 1000) - bar.n)
+
+        result = analogy(a, b_prime, params, progress=progress, engine=engine)
+    save_png(out / "a_prime.png", result.a_prime)
+    save_png(out / "b.png", result.b)
+    np.save(out / "flow_ab.npy", result.flow_ab)
+    np.save(out / "flow_ba.npy", result.flow_ba)
+    inputs = {"a": str(args.a), "b_prime": str(args.b_prime)}
+    report = dict(result.report, inputs=inputs, outputs=list(OUTPUTS))
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        report = run(args)
+    except (InputError, ParamsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except torch.cuda.OutOfMemoryError:
+        print("error: out of GPU memory; try --device cpu or a smaller --size", file=sys.stderr)
+        return 3
+    except MemoryError:
+        print("error: out of memory; try a smaller --size or smaller images", file=sys.stderr)
+        return 3
+    if not args.quiet:
+        print(f"wrote {', '.join(OUTPUTS)} to {args.out} in {report['total_seconds']:.1f} s", file=sys.stderr)
+    return 0
