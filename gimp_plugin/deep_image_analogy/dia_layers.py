@@ -1,0 +1,203 @@
+"""GIMP side: which layers are A and B′, their pixels, and the result layers.
+
+Pixels travel as 8-bit sRGB bytes ("R'G'B'A u8"); GEGL converts from and to whatever precision,
+colour model and bit depth the image has, so grayscale and high-bit-depth images need no code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from dia_client import RawImage, RawResult  # noqa: E402
+from dia_options import GROUP_NAME, MAX_INPUT_PIXELS, MIN_INPUT_SIDE, Options  # noqa: E402
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+RGBA = "R'G'B'A u8"
+RGB = "R'G'B' u8"
+# Masks are written as linear "Y": a value v then makes the layer v/255 opaque, like the
+# layer's opacity slider (written as "Y'" a mid-gray would give only about 21 %).
+MASK = "Y u8"
+
+
+class PluginError(Exception):
+    """Bad input or a changed image, explained for the user."""
+
+
+@dataclass
+class Source:
+    """A source layer as it was when the filter started (the user may change it meanwhile)."""
+
+    layer: Gimp.Layer
+    name: str
+    offsets: tuple[int, int]
+    raw: RawImage
+
+    @property
+    def alpha(self) -> bytes:
+        return self.raw.rgba[3::4]
+
+
+class Progress:
+    """GIMP's progress bar, driven from the main thread (the GIMP API is not thread-safe)."""
+
+    def __init__(self, text: str) -> None:
+        Gimp.progress_init(text)
+
+    def __call__(self, fraction: float | None, text: str) -> None:
+        Gimp.progress_set_text(text)
+        if fraction is None:
+            Gimp.progress_pulse()
+        else:
+            Gimp.progress_update(min(1.0, max(0.0, fraction)))
+
+    def end(self) -> None:
+        Gimp.progress_end()
+
+
+def selected_layers(drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
+    """Selected layers, top first; refuses what cannot be a source."""
+    layers = []
+    for drawable in drawables:
+        if not drawable.is_layer():
+            raise PluginError("Select layers, not a layer mask or channel: click the layer's "
+                              "thumbnail in the Layers dock, then run the filter again.")
+        if drawable.is_group_layer():
+            raise PluginError(f"'{drawable.get_name()}' is a layer group. Select ordinary layers "
+                              "(merge the group first: Layer ▸ Merge Layer Group).")
+        layers.append(drawable)
+    return layers
+
+
+def pick_pair(drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
+              options: Options) -> tuple[Gimp.Layer, Gimp.Layer]:
+    """(A, B′): two selected layers, or one selected layer and the reference layer."""
+    layers = selected_layers(drawables)
+    if len(layers) == 2:
+        pair = (layers[0], layers[1])
+    elif len(layers) == 1:
+        if reference is None or not reference.is_valid():
+            raise PluginError("Only one layer is selected: choose a reference layer in the dialog "
+                              "(it may be in another open image), or select two layers "
+                              "(Ctrl+click in the Layers dock) and run the filter again.")
+        if reference.get_id() == layers[0].get_id():
+            raise PluginError("The reference layer is the selected layer itself; choose another one.")
+        if not reference.is_layer() or reference.is_group_layer():
+            raise PluginError("The reference must be an ordinary layer, not a layer group.")
+        pair = (layers[0], reference)
+    else:
+        raise PluginError(f"{len(layers) or 'No'} layers are selected: select exactly two layers "
+                          "(A and B′), or one layer and choose a reference layer in the dialog.")
+    return pair if options.a_layer == "first" else (pair[1], pair[0])
+
+
+def read_source(layer: Gimp.Layer, role: str) -> Source:
+    width, height = layer.get_width(), layer.get_height()
+    name = layer.get_name()
+    if min(width, height) < MIN_INPUT_SIDE:
+        raise PluginError(f"Layer {role} '{name}' is {width}×{height} pixels; each side must be at "
+                          f"least {MIN_INPUT_SIDE}.")
+    if width * height > MAX_INPUT_PIXELS:
+        raise PluginError(f"Layer {role} '{name}' has {width * height / 1e6:.0f} megapixels; the engine "
+                          f"takes at most {MAX_INPUT_PIXELS / 1e6:.0f}. Scale it down (Layer ▸ Scale Layer).")
+    rect = Gegl.Rectangle.new(0, 0, width, height)
+    rgba = layer.get_buffer().get(rect, 1.0, RGBA, Gegl.AbyssPolicy.CLAMP)
+    _ok, x, y = layer.get_offsets()
+    return Source(layer=layer, name=name, offsets=(x, y), raw=RawImage(width, height, bytes(rgba)))
+
+
+def read_sources(image: Gimp.Image, drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
+                 options: Options) -> tuple[Source, Source]:
+    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+        raise PluginError("Indexed images are not supported: convert with Image ▸ Mode ▸ RGB first.")
+    layer_a, layer_b = pick_pair(drawables, reference, options)
+    return read_source(layer_a, "A"), read_source(layer_b, "B′")
+
+
+def multiply(values: bytes, alpha: bytes) -> bytes:
+    """values × alpha / 255, per pixel; the common case (opaque source) costs nothing."""
+    if not alpha.translate(None, b"\xff"):
+        return values
+    return bytes((v * a + 127) // 255 for v, a in zip(values, alpha, strict=True))
+
+
+def anchor(image: Gimp.Image, sources: list[Source]) -> tuple[Gimp.Layer | None, int]:
+    """Parent and position that put the group right above the uppermost surviving source."""
+    for source in sources:  # top first
+        layer = source.layer
+        if layer.is_valid() and layer.get_image().get_id() == image.get_id():
+            return layer.get_parent(), image.get_item_position(layer)
+    return None, 0  # every source in this image was deleted meanwhile: top of the stack
+
+
+def add_result(image: Gimp.Image, group: Gimp.Layer, position: int, name: str, source: Source,
+               pixels: RawResult, mask: RawResult | None) -> Gimp.Layer:
+    """A result layer of the source's size at the source's offsets, with an editable mask."""
+    if (pixels.width, pixels.height) != (source.raw.width, source.raw.height):
+        raise PluginError(f"The engine returned {name} at {pixels.width}×{pixels.height}, not at the "
+                          f"source's {source.raw.width}×{source.raw.height}; update the engine.")
+    kind = Gimp.ImageType.GRAYA_IMAGE if image.get_base_type() == Gimp.ImageBaseType.GRAY \
+        else Gimp.ImageType.RGBA_IMAGE
+    width, height = pixels.width, pixels.height
+    layer = Gimp.Layer.new(image, name, width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, group, position)
+    # Follow the source if the user moved it meanwhile; else where it was.
+    x, y = source.layer.get_offsets()[1:] if source.layer.is_valid() else source.offsets
+    layer.set_offsets(x, y)
+    rect = Gegl.Rectangle.new(0, 0, width, height)
+    buffer = layer.get_buffer()
+    buffer.set(rect, RGB if pixels.channels == 3 else RGBA, pixels.data)
+    buffer.flush()
+    visible = mask.data if mask is not None else b"\xff" * (width * height)
+    layer_mask = layer.create_mask(Gimp.AddMaskType.WHITE)
+    mask_buffer = layer_mask.get_buffer()
+    # Transparent parts of the source stay transparent in its result.
+    mask_buffer.set(rect, MASK, multiply(visible, source.alpha))
+    mask_buffer.flush()
+    layer.add_mask(layer_mask)
+    layer.update(0, 0, width, height)
+    return layer
+
+
+def add_results(image: Gimp.Image, a: Source, b_prime: Source, results: dict[str, RawResult],
+                options: Options) -> Gimp.Layer:
+    """All results in one undo step, in a new group above the sources."""
+    if not image.is_valid():
+        raise PluginError("The image was closed while the engine worked; the results were dropped.")
+    stack = [a, b_prime] if options.a_layer == "first" else [b_prime, a]  # top first
+    image.undo_group_start()
+    group = Gimp.GroupLayer.new(image, GROUP_NAME)
+    try:
+        parent, position = anchor(image, stack)
+        image.insert_layer(group, parent, position)
+        # B goes in first so that A′ ends up on top inside the group.
+        if options.want_b:
+            add_result(image, group, 0, f"B ({b_prime.name})", b_prime, results["b"],
+                       results.get("mask_b"))
+        if options.want_a_prime:
+            add_result(image, group, 0, f"A′ ({a.name})", a, results["a_prime"],
+                       results.get("mask_a_prime"))
+    except Exception:
+        # All or nothing: a half-built group would look like a result.
+        if group.is_valid() and group.get_image() is not None:
+            image.delete_item(group)
+        raise
+    finally:
+        image.undo_group_end()
+    Gimp.displays_flush()
+    return group
+
+
+def result_names(options: Options) -> list[str]:
+    """What to fetch from the engine: the images and, for a confidence mask, their masks."""
+    names = []
+    if options.want_a_prime:
+        names.append("a_prime")
+    if options.want_b:
+        names.append("b")
+    if options.mask == "confidence":
+        names += ["mask_" + name for name in names]
+    return names

@@ -1,0 +1,50 @@
+"""The options dialog (GimpUi.ProcedureDialog over the procedure's arguments)."""
+
+from __future__ import annotations
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+from dia_options import PROCEDURE_NAME  # noqa: E402
+from gi.repository import Gimp, GimpUi  # noqa: E402
+
+
+def describe_roles(drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig) -> str:
+    """Which layer will be A and which B′, in words, for the label above the options."""
+    names = [d.get_name() for d in drawables if d.is_valid()]
+    reference = config.get_property("reference")
+    if len(names) == 1:
+        names.append(reference.get_name() if reference is not None and reference.is_valid() else None)
+    if len(names) != 2:
+        return "Select two layers, or one layer and a reference layer."
+    first, second = names
+    if config.get_property("a-layer") == "second":
+        first, second = second, first
+    show = [f"“{n}”" if n is not None else "(choose a reference layer)" for n in (first, second)]
+    return f"A (content): {show[0]}\nB′ (look): {show[1]}"
+
+
+def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig,
+                drawables: list[Gimp.Drawable]) -> bool:
+    """Show the dialog; True when the user pressed OK. GIMP remembers the values."""
+    GimpUi.init(PROCEDURE_NAME)
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title="Deep Image Analogy")
+    roles = dialog.get_label("roles", describe_roles(drawables, config), False, False)
+    roles.set_xalign(0.0)
+
+    def update(*_args: object) -> None:
+        roles.set_text(describe_roles(drawables, config))
+
+    config.connect("notify::a-layer", update)
+    config.connect("notify::reference", update)
+
+    dialog.get_label("engine-title", "Engine", False, False)
+    dialog.fill_box("engine-box", ["device", "engine"])
+    dialog.fill_frame("engine-frame", "engine-title", False, "engine-box")
+    # The reference chooser only matters when a single layer is selected.
+    layers = ["a-layer"] if len(drawables) >= 2 else ["reference", "a-layer"]
+    dialog.fill(["roles", *layers, "mode", "preset", "size", "results", "mask", "engine-frame"])
+    ok = dialog.run()
+    dialog.destroy()
+    return bool(ok)

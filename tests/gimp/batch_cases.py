@@ -1,0 +1,153 @@
+"""Runs inside a real GIMP (python-fu-eval batch): builds images, calls the plug-in, dumps results.
+
+Input: the JSON file named by $DIA_TEST_SPEC: {"out": dir, "cases": [case, ...]}, a case being
+  {"name", "image": {"width", "height", "base": "rgb"|"gray", "precision": "u8"|"u16"|"float"},
+   "layers": [{"name", "file" (raw RGBA u8), "width", "height", "x", "y"}, ...] (top first),
+   "select": [layer names], "reference": layer spec in a second image or null,
+   "args": {procedure argument: value}}
+Output, per case in OUT/NAME/: result.json (status, error message, layer trees before and after,
+hashes of the sources' pixels before and after) and raw dumps of every new layer and its mask.
+"""
+
+import hashlib
+import json
+import os
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+PROCEDURE = "plug-in-deep-image-analogy"
+PRECISIONS = {
+    "u8": Gimp.Precision.U8_NON_LINEAR,
+    "u16": Gimp.Precision.U16_NON_LINEAR,
+    "float": Gimp.Precision.FLOAT_LINEAR,
+}
+
+
+def pixels(drawable, fmt="R'G'B'A u8"):
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    return bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
+
+
+def new_image(spec):
+    base = Gimp.ImageBaseType.GRAY if spec.get("base") == "gray" else Gimp.ImageBaseType.RGB
+    precision = PRECISIONS[spec.get("precision", "u8")]
+    return Gimp.Image.new_with_precision(spec["width"], spec["height"], base, precision)
+
+
+def add_layer(image, spec, position):
+    gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
+    kind = Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE
+    layer = Gimp.Layer.new(image, spec["name"], spec["width"], spec["height"], kind, 100.0,
+                           Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, position)
+    layer.set_offsets(spec.get("x", 0), spec.get("y", 0))
+    with open(spec["file"], "rb") as f:
+        data = f.read()
+    rect = Gegl.Rectangle.new(0, 0, spec["width"], spec["height"])
+    buffer = layer.get_buffer()
+    buffer.set(rect, "R'G'B'A u8", data)
+    buffer.flush()
+    return layer
+
+
+def tree(image):
+    """Every layer, depth first, with where it sits."""
+    rows = []
+
+    def walk(layers, parent, depth):
+        for index, layer in enumerate(layers):
+            ok, x, y = layer.get_offsets()
+            row = {
+                "id": layer.get_id(), "name": layer.get_name(), "parent": parent, "depth": depth,
+                "position": index, "group": layer.is_group_layer(), "x": x, "y": y,
+                "width": layer.get_width(), "height": layer.get_height(),
+                "mask": layer.get_mask() is not None,
+            }
+            rows.append(row)
+            if layer.is_group_layer():
+                walk(layer.get_children(), layer.get_name(), depth + 1)
+
+    walk(image.get_layers(), None, 0)
+    return rows
+
+
+def run_case(case, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    image = new_image(case["image"])
+    layers = {}
+    for position, spec in enumerate(case["layers"]):
+        layers[spec["name"]] = add_layer(image, spec, position)
+    other = None
+    reference = None
+    if case.get("reference"):
+        spec = case["reference"]
+        other = new_image({"width": spec["width"] + spec.get("x", 0) + 4,
+                           "height": spec["height"] + spec.get("y", 0) + 4})
+        reference = add_layer(other, spec, 0)
+        layers[spec["name"]] = reference
+    selected = [layers[name] for name in case["select"]]
+    image.set_selected_layers(selected)
+    before = {name: hashlib.sha256(pixels(layer)).hexdigest() for name, layer in layers.items()}
+    result = {"name": case["name"], "tree_before": tree(image)}
+
+    proc = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", selected)
+    for key, value in case.get("args", {}).items():
+        config.set_property(key, value)
+    if reference is not None:
+        config.set_property("reference", reference)
+    values = proc.run(config)
+    status = values.index(0)
+    result["status"] = int(status)
+    result["success"] = status == Gimp.PDBStatusType.SUCCESS
+    result["error"] = Gimp.get_pdb().get_last_error()
+    result["tree_after"] = tree(image)
+    result["sources_unchanged"] = {
+        name: layer.is_valid() and hashlib.sha256(pixels(layer)).hexdigest() == before[name]
+        for name, layer in layers.items()
+    }
+    result["precision"] = int(image.get_precision())
+    # Dump the pixels of every layer the plug-in made.
+    old_ids = {row["id"] for row in result["tree_before"]}
+    dumps = {}
+    for row in result["tree_after"]:
+        if row["id"] in old_ids or row["group"]:
+            continue
+        layer = Gimp.Item.get_by_id(row["id"])
+        stem = os.path.join(out_dir, f"layer{row['id']}")
+        with open(stem + ".rgba", "wb") as f:
+            f.write(pixels(layer))
+        if layer.get_mask() is not None:
+            with open(stem + ".mask", "wb") as f:
+                f.write(pixels(layer.get_mask(), "Y u8"))
+        dumps[row["name"]] = stem
+    result["dumps"] = dumps
+    with open(os.path.join(out_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    image.delete()
+    if other is not None:
+        other.delete()
+
+
+def main():
+    with open(os.environ["DIA_TEST_SPEC"]) as f:
+        spec = json.load(f)
+    for case in spec["cases"]:
+        out_dir = os.path.join(spec["out"], case["name"])
+        try:
+            run_case(case, out_dir)
+        except Exception:
+            os.makedirs(out_dir, exist_ok=True)
+            with open(os.path.join(out_dir, "crash.txt"), "w") as f:
+                f.write(traceback.format_exc())
+
+
+main()
