@@ -76,8 +76,8 @@ def tree(image):
     return rows
 
 
-def run_case(case, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
+def build(case):
+    """The case's image(s): (image, layers by name, other image or None, reference, selected)."""
     image = new_image(case["image"])
     layers = {}
     for position, spec in enumerate(case["layers"]):
@@ -92,20 +92,28 @@ def run_case(case, out_dir):
         layers[spec["name"]] = reference
     selected = [layers[name] for name in case["select"]]
     image.set_selected_layers(selected)
-    before = {name: hashlib.sha256(pixels(layer)).hexdigest() for name, layer in layers.items()}
-    result = {"name": case["name"], "tree_before": tree(image)}
+    return image, layers, other, reference, selected
 
+
+def run_procedure(image, selected, reference, args, run_mode=Gimp.RunMode.NONINTERACTIVE):
     proc = Gimp.get_pdb().lookup_procedure(PROCEDURE)
     config = proc.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("run-mode", run_mode)
     config.set_property("image", image)
     config.set_core_object_array("drawables", selected)
-    for key, value in case.get("args", {}).items():
+    for key, value in args.items():
         config.set_property(key, value)
     if reference is not None:
         config.set_property("reference", reference)
-    values = proc.run(config)
-    status = values.index(0)
+    return proc.run(config).index(0)
+
+
+def run_case(case, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    image, layers, other, reference, selected = build(case)
+    before = {name: hashlib.sha256(pixels(layer)).hexdigest() for name, layer in layers.items()}
+    result = {"name": case["name"], "tree_before": tree(image)}
+    status = run_procedure(image, selected, reference, case.get("args", {}))
     result["status"] = int(status)
     result["success"] = status == Gimp.PDBStatusType.SUCCESS
     result["error"] = Gimp.get_pdb().get_last_error()
@@ -150,4 +158,5 @@ def main():
                 f.write(traceback.format_exc())
 
 
-main()
+if __name__ == "__main__":  # python-fu-eval runs this file as __main__
+    main()

@@ -1,0 +1,96 @@
+"""The "user" of the GUI test, run inside the GIMP root next to gui_batch.py (Xvfb, no WM).
+
+Takes screenshots (xwd → PNG with netpbm) and presses keys with xdotool (XTEST, so GTK sees
+real key events). Log and screenshots go to OUT (argv[1]).
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+OUT = sys.argv[1]
+
+
+def log(*args):
+    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
+
+
+def sh(command, timeout=30):
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout)
+    return result.stdout.strip()
+
+
+def wait(predicate, timeout, interval=0.25):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def windows(name):
+    return sh(f"xdotool search --onlyvisible --name '{name}'").split()
+
+
+def describe():
+    for wid in sh("xdotool search --onlyvisible --name '.'").split():
+        log("  window", wid, repr(sh(f"xdotool getwindowname {wid}")), sh(f"xdotool getwindowgeometry {wid}"))
+
+
+def shot(path, window=None):
+    target = f"-id {window}" if window else "-root"
+    sh(f"xwd -silent {target} | xwdtopnm 2>/dev/null | pnmtopng > {path}")
+    log("screenshot", path, os.path.getsize(path) if os.path.exists(path) else "missing")
+
+
+def marker(name):
+    return os.path.exists(os.path.join(OUT, name))
+
+
+def main():
+    if not wait(lambda: marker("ready"), 180):
+        log("GIMP never became ready")
+        return
+    dialog = wait(lambda: windows("^Deep Image Analogy$"), 60)
+    if not dialog:
+        log("no dialog")
+        describe()
+        shot(os.path.join(OUT, "no-dialog.png"))
+        return
+    wid = dialog[0]
+    time.sleep(2.0)  # let GTK finish drawing
+    describe()
+    shot(os.path.join(OUT, "dialog.png"), wid)
+    shot(os.path.join(OUT, "dialog-screen.png"))
+    sh(f"xdotool windowfocus --sync {wid}")
+    sh("xdotool key --clearmodifiers Return")
+    if wait(lambda: windows("^Deep Image Analogy$"), 3):
+        log("Return did not close the dialog; trying the OK mnemonic")
+        sh("xdotool key --clearmodifiers alt+o")
+    if not wait(lambda: marker("ran"), 900):
+        log("the procedure never returned")
+        shot(os.path.join(OUT, "stuck.png"))
+        return
+    time.sleep(2.0)
+    describe()
+    shot(os.path.join(OUT, "result.png"))
+    main_window = wait(lambda: windows("GIMP$"), 10)
+    if main_window:
+        sh(f"xdotool windowfocus --sync {main_window[0]}")
+        time.sleep(0.5)
+        sh("xdotool key --clearmodifiers ctrl+z")
+        log("pressed ctrl+z in", main_window[0])
+    else:
+        log("no image window")
+    time.sleep(1.0)
+    with open(os.path.join(OUT, "undone"), "w") as f:
+        f.write("1")
+    wait(lambda: marker("done"), 60)
+    shot(os.path.join(OUT, "undone.png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""The plug-in in a real GIMP (3.0 from Debian trixie, 3.2 from sid), against the real engine.
+
+A cached Debian root with GIMP is built on first use (tests/gimp/build_root.sh, about 1–4
+minutes, then instant). GIMP runs headless in batch mode; one GUI test runs it under Xvfb.
+Needs root (debootstrap, chroot, mount namespaces). DIA_GIMP_SUITES picks the roots
+(default: trixie,sid).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "gimp"))
+import harness  # noqa: E402
+import photos  # noqa: E402
+from engine import EngineProcess  # noqa: E402
+
+SUITES = [s for s in os.environ.get("DIA_GIMP_SUITES", "trixie,sid").split(",") if s]
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real-GIMP tests need Linux"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="real-GIMP tests need root (debootstrap, chroot)"),
+    pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)"),
+    pytest.mark.timeout(1800),
+]
+
+FAST = {"preset": "fast", "size": 64, "device": "cpu"}  # tiny: the engine part takes seconds
+GROUP = "Deep Image Analogy"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> EngineProcess:
+    folder = tmp_path_factory.mktemp("engine")
+    proc = EngineProcess(folder / "engine.json", folder / "engine.log")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module", params=SUITES)
+def gimp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> harness.GimpRoot:
+    suite = request.param
+    root = harness.ensure_root(suite)
+    work = tmp_path_factory.mktemp(f"gimp-{suite}")
+    g = harness.GimpRoot(root, work, suite)
+    g.install_plugin()
+    shutil.copytree(harness.HERE, work / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    return g
+
+
+class Inputs:
+    """The pictures of one run, saved as raw RGBA where GIMP can read them."""
+
+    def __init__(self, g: harness.GimpRoot) -> None:
+        self.g = g
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def layer(self, name: str, array: np.ndarray, x: int = 0, y: int = 0) -> dict[str, Any]:
+        path = self.g.work / f"{name}.rgba"
+        path.write_bytes(array.tobytes())
+        self.arrays[name] = array
+        return {"name": name, "file": self.g.inside(path), "width": array.shape[1],
+                "height": array.shape[0], "x": x, "y": y}
+
+
+def standard_layers(inputs: Inputs) -> dict[str, dict[str, Any]]:
+    """Different sizes, offsets, alpha; a layer above and a background below the sources."""
+    return {
+        "Top": inputs.layer("Top", photos.painting(24, 20, seed=7), 2, 2),
+        "Photo": inputs.layer("Photo", photos.with_alpha(photos.photo(72, 56)), 10, 6),
+        "Painting": inputs.layer("Painting", photos.painting(64, 48), 40, 30),
+        "Background": inputs.layer("Background", photos.photo(120, 90, seed=3)),
+    }
+
+
+def run_cases(g: harness.GimpRoot, cases: list[dict[str, Any]], name: str,
+              runtime: Path | None, during=None) -> dict[str, dict[str, Any]]:  # noqa: ANN001
+    """One gimp-console run over `cases`; `runtime` is copied where the plug-in looks for it."""
+    published = g.work / "run" / "engine.json"
+    published.unlink(missing_ok=True)
+    if runtime is not None:
+        shutil.copy(runtime, published)
+    spec = harness.write_spec(g.work, cases, name)
+    out = g.work / "out"
+    for case in cases:
+        shutil.rmtree(out / case["name"], ignore_errors=True)
+    helper = threading.Thread(target=during, daemon=True) if during else None
+    if helper:
+        helper.start()
+    started = time.monotonic()
+    result = g.batch(g.work / "scripts" / "batch_cases.py", env={"DIA_TEST_SPEC": g.inside(spec)})
+    print(f"[gimp {g.version}] {name}: {time.monotonic() - started:.1f} s")
+    if helper:
+        helper.join(60)
+    log = result.stderr.decode(errors="replace")
+    assert result.returncode == 0, log[-4000:]
+    results = {}
+    for case in cases:
+        folder = out / case["name"]
+        assert not (folder / "crash.txt").exists(), (folder / "crash.txt").read_text()
+        assert (folder / "result.json").exists(), log[-4000:]
+        results[case["name"]] = json.loads((folder / "result.json").read_text())
+    return results
+
+
+def dump(g: harness.GimpRoot, result: dict[str, Any], layer_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A result layer's RGBA pixels and its mask, read back from GIMP."""
+    row = by_name(result["tree_after"], layer_name)
+    stem = Path(result["dumps"][layer_name].replace(harness.INSIDE, str(g.work), 1))
+    rgba = np.frombuffer((stem.with_suffix(".rgba")).read_bytes(), np.uint8)
+    mask = np.frombuffer((stem.with_suffix(".mask")).read_bytes(), np.uint8)
+    shape = (row["height"], row["width"])
+    return rgba.reshape(*shape, 4), mask.reshape(shape)
+
+
+def by_name(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    matches = [row for row in rows if row["name"] == name]
+    assert len(matches) == 1, (name, rows)
+    return matches[0]
+
+
+def geometry(row: dict[str, Any]) -> tuple[int, int, int, int]:
+    return row["x"], row["y"], row["width"], row["height"]
+
+
+def top_level(rows: list[dict[str, Any]]) -> list[str]:
+    return [row["name"] for row in rows if row["depth"] == 0]
+
+
+def expected_mask(confidence: np.ndarray | None, alpha: np.ndarray) -> np.ndarray:
+    visible = np.full(alpha.shape, 255, np.int64) if confidence is None else confidence.astype(np.int64)
+    return ((visible * alpha.astype(np.int64) + 127) // 255).astype(np.uint8)
+
+
+def srgb_gray(rgb: np.ndarray) -> np.ndarray:
+    """What GEGL makes of 8-bit sRGB in a grayscale image: luminance of the linear values."""
+    c = rgb.astype(np.float64) / 255
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    y = linear @ np.array([0.2126, 0.7152, 0.0722])
+    return np.round(255 * np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055))
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@pytest.fixture(scope="module")
+def success_runs(gimp: harness.GimpRoot, engine: EngineProcess) -> tuple[Inputs, dict[str, Any]]:
+    inputs = Inputs(gimp)
+    layers = standard_layers(inputs)
+    ref = inputs.layer("Reference", photos.painting(56, 40, seed=5), 5, 7)
+    cases = [
+        {"name": "pair", "image": {"width": 120, "height": 90},
+         "layers": [layers["Top"], layers["Photo"], layers["Painting"], layers["Background"]],
+         "select": ["Photo", "Painting"], "args": {**FAST, "mask": "confidence"}},
+        # One selected layer plus a reference from another image; A is the reference; 16-bit gray.
+        {"name": "gray-reference", "image": {"width": 120, "height": 90, "base": "gray", "precision": "u16"},
+         "layers": [layers["Photo"], layers["Background"]], "select": ["Photo"], "reference": ref,
+         "args": {**FAST, "a-layer": "second", "mode": "style-to-photo"}},
+        # Linear float image, the lower layer as A, only A′.
+        {"name": "float-a-only", "image": {"width": 120, "height": 90, "precision": "float"},
+         "layers": [layers["Photo"], layers["Painting"]], "select": ["Photo", "Painting"],
+         "args": {**FAST, "a-layer": "second", "results": "a-prime"}},
+    ]
+    return inputs, run_cases(gimp, cases, "success", engine.runtime)
+
+
+def test_pair_lands_as_group_above_sources(gimp, success_runs) -> None:  # noqa: ANN001
+    _inputs, runs = success_runs
+    run = runs["pair"]
+    assert run["success"], run["error"]
+    after = run["tree_after"]
+    group = by_name(after, GROUP)
+    assert group["group"] and group["parent"] is None
+    # Right above A (the upper source), under the unrelated top layer.
+    assert top_level(after) == ["Top", GROUP, "Photo", "Painting", "Background"]
+    children = [r for r in after if r["parent"] == GROUP]
+    assert [r["name"] for r in children] == ["A′ (Photo)", "B (Painting)"]
+    a_prime, b = children
+    assert geometry(a_prime) == (10, 6, 72, 56)
+    assert geometry(b) == (40, 30, 64, 48)
+    assert a_prime["mask"] and b["mask"]
+    # The sources are untouched, and nothing else changed.
+    assert all(run["sources_unchanged"].values()), run["sources_unchanged"]
+    before = {r["name"]: geometry(r) for r in run["tree_before"]}
+    assert {r["name"]: geometry(r) for r in after if r["depth"] == 0 and not r["group"]} == before
+
+
+def test_pair_pixels_equal_the_engines(gimp, success_runs, engine) -> None:  # noqa: ANN001
+    inputs, runs = success_runs
+    run = runs["pair"]
+    a, b_prime = inputs.arrays["Photo"], inputs.arrays["Painting"]
+    want = engine.run(a, b_prime, {"mode": "photo-to-style", "preset": "fast", "size": 64, "device": "cpu"})
+    a_prime_px, a_prime_mask = dump(gimp, run, "A′ (Photo)")
+    b_px, b_mask = dump(gimp, run, "B (Painting)")
+    np.testing.assert_array_equal(a_prime_px[..., :3], want["a_prime"])
+    np.testing.assert_array_equal(b_px[..., :3], want["b"])
+    assert (a_prime_px[..., 3] == 255).all() and (b_px[..., 3] == 255).all()
+    # Confidence masks, with the source's transparency carried over.
+    np.testing.assert_array_equal(a_prime_mask, expected_mask(want["mask_a_prime"], a[..., 3]))
+    np.testing.assert_array_equal(b_mask, expected_mask(want["mask_b"], b_prime[..., 3]))
+    assert a_prime_mask[0, 0] == 0 and a_prime_mask[-1, -1] > 0  # the transparent corner stays so
+
+
+def test_reference_layer_gray_16_bit(gimp, success_runs, engine) -> None:  # noqa: ANN001
+    inputs, runs = success_runs
+    run = runs["gray-reference"]
+    assert run["success"], run["error"]
+    assert all(run["sources_unchanged"].values())
+    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    # A is the reference (another image), B′ the selected layer: A′ has the reference's size.
+    assert [r["name"] for r in children] == ["A′ (Reference)", "B (Photo)"]
+    assert geometry(children[0]) == (5, 7, 56, 40)
+    assert geometry(children[1]) == (10, 6, 72, 56)
+    assert top_level(run["tree_after"]) == [GROUP, "Photo", "Background"]
+    # The engine works in RGB; the layer holds the same picture as gray.
+    want = engine.run(inputs.arrays["Reference"], inputs.arrays["Photo"],
+                      {"mode": "style-to-photo", "preset": "fast", "size": 64, "device": "cpu"})
+    px, mask = dump(gimp, run, "A′ (Reference)")
+    assert (px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all()
+    assert np.abs(px[..., 0].astype(int) - srgb_gray(want["a_prime"])).max() <= 2
+    assert (mask == 255).all()  # white mask, opaque source
+    _px, b_mask = dump(gimp, run, "B (Photo)")
+    np.testing.assert_array_equal(b_mask, expected_mask(None, inputs.arrays["Photo"][..., 3]))
+
+
+def test_float_image_a_prime_only(gimp, success_runs) -> None:  # noqa: ANN001
+    _inputs, runs = success_runs
+    run = runs["float-a-only"]
+    assert run["success"], run["error"]
+    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    assert [r["name"] for r in children] == ["A′ (Painting)"]
+    assert (children[0]["x"], children[0]["y"]) == (40, 30)
+    # The group sits above the upper source even when A is the lower one.
+    assert top_level(run["tree_after"]) == [GROUP, "Photo", "Painting"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: a clean message, the image unchanged
+
+
+@pytest.fixture(scope="module")
+def error_runs(gimp: harness.GimpRoot) -> dict[str, Any]:
+    """Cases that must fail before or at the engine, run with no engine anywhere."""
+    inputs = Inputs(gimp)
+    layers = standard_layers(inputs)
+    tiny = inputs.layer("Tiny", photos.photo(6, 5))
+    pair = [layers["Photo"], layers["Painting"], layers["Background"]]
+    image = {"width": 120, "height": 90}
+    cases = [
+        {"name": "no-engine", "image": image, "layers": pair, "select": ["Photo", "Painting"], "args": FAST},
+        {"name": "one-layer", "image": image, "layers": pair, "select": ["Photo"], "args": FAST},
+        {"name": "three-layers", "image": image, "layers": pair,
+         "select": ["Photo", "Painting", "Background"], "args": FAST},
+        {"name": "tiny-layer", "image": image, "layers": [tiny, *pair], "select": ["Tiny", "Photo"],
+         "args": FAST},
+        {"name": "bad-address", "image": image, "layers": pair, "select": ["Photo", "Painting"],
+         "args": {**FAST, "engine": "http://example.com:8123"}},
+        {"name": "dead-address", "image": image, "layers": pair, "select": ["Photo", "Painting"],
+         "args": {**FAST, "engine": "http://127.0.0.1:9#token"}},
+    ]
+    return run_cases(gimp, cases, "errors", runtime=None)
+
+
+@pytest.mark.parametrize("case, words", [
+    ("no-engine", ["Could not start the Deep Image Analogy engine", "-m server --port 0", "install.sh"]),
+    ("one-layer", ["Only one layer is selected", "reference layer"]),
+    ("three-layers", ["3 layers are selected", "exactly two"]),
+    ("tiny-layer", ["'Tiny' is 6×5 pixels", "at least 8"]),
+    ("bad-address", ["is not usable", "http://127.0.0.1"]),
+    ("dead-address", ["No Deep Image Analogy engine answers at http://127.0.0.1:9"]),
+])
+def test_errors_explain_and_change_nothing(error_runs, case, words) -> None:  # noqa: ANN001
+    run = error_runs[case]
+    assert not run["success"]
+    assert run["status"] == 1  # GIMP_PDB_EXECUTION_ERROR
+    for word in words:
+        assert word in run["error"], run["error"]
+    assert run["tree_after"] == run["tree_before"]
+    assert all(run["sources_unchanged"].values())
+
+
+def test_engine_killed_mid_job(gimp: harness.GimpRoot, tmp_path: Path) -> None:
+    """The engine dies while the plug-in waits: a clean error, the image unchanged."""
+    engine = EngineProcess(tmp_path / "engine.json", tmp_path / "engine.log")
+    killed = threading.Event()
+
+    def kill_when_running() -> None:
+        end = time.monotonic() + 300
+        while time.monotonic() < end:
+            health = engine.health()
+            if health and health.get("running"):
+                engine.kill()
+                killed.set()
+                return
+            time.sleep(0.05)
+
+    try:
+        inputs = Inputs(gimp)
+        layers = standard_layers(inputs)
+        # Big enough that the job is still running when the helper sees it.
+        big_a = inputs.layer("BigPhoto", photos.photo(400, 300), 0, 0)
+        big_b = inputs.layer("BigPainting", photos.painting(400, 300), 0, 0)
+        cases = [{"name": "killed", "image": {"width": 400, "height": 300},
+                  "layers": [big_a, big_b, layers["Background"]], "select": ["BigPhoto", "BigPainting"],
+                  "args": {"preset": "faithful", "size": 384, "device": "cpu"}}]
+        run = run_cases(gimp, cases, "killed", engine.runtime, during=kill_when_running)["killed"]
+    finally:
+        engine.stop()
+    assert killed.is_set(), "the job never showed up as running"
+    assert not run["success"]
+    assert "stopped answering" in run["error"], run["error"]
+    assert run["tree_after"] == run["tree_before"]
+    assert all(run["sources_unchanged"].values())
+
+
+# ---------------------------------------------------------------------------------------------
+# The GUI: dialog, OK, result, one Ctrl+Z
+
+
+def test_gui_dialog_then_one_undo_restores(gimp: harness.GimpRoot, engine: EngineProcess) -> None:
+    """Real GIMP window under Xvfb: the dialog opens (screenshot), OK runs it, Ctrl+Z undoes all."""
+    inputs = Inputs(gimp)
+    layers = standard_layers(inputs)
+    case = {"name": "gui", "image": {"width": 120, "height": 90},
+            "layers": [layers["Photo"], layers["Painting"], layers["Background"]],
+            "select": ["Photo", "Painting"], "args": {**FAST, "mask": "confidence"}}
+    out = gimp.work / "out" / "gui"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    spec = gimp.work / "gui-spec.json"
+    spec.write_text(json.dumps({"out": gimp.inside(out), "gui": case}))
+    shutil.copy(engine.runtime, gimp.work / "run" / "engine.json")
+    scripts = f"{harness.INSIDE}/scripts"
+    started = time.monotonic()
+    result = gimp.run(f"{scripts}/gui_session.sh {scripts} {gimp.inside(out)} gimp",
+                      env={"DIA_TEST_SPEC": gimp.inside(spec)}, timeout=900)
+    print(f"[gimp {gimp.version}] gui: {time.monotonic() - started:.1f} s")
+    logs = {name: (out / name).read_text(errors="replace") if (out / name).exists() else ""
+            for name in ("driver.log", "gimp.log")}
+    assert (out / "gui.json").exists(), (result.stderr.decode()[-2000:], logs)
+    run = json.loads((out / "gui.json").read_text())
+    assert "crash" not in run, run["crash"]
+    assert run["success"], (run["error"], logs)
+    assert top_level(run["tree_after"]) == [GROUP, "Photo", "Painting", "Background"]
+    assert run["undo_pressed"]
+    assert run["tree_undone"] == run["tree_before"], logs["driver.log"]
+    assert (out / "dialog.png").stat().st_size > 5000, logs["driver.log"]
+    assert (out / "dialog.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # GTK and GIMP complain on stderr about clashing or missing mnemonics.
+    assert "mnemonic" not in logs["gimp.log"].lower(), logs["gimp.log"]
