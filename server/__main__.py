@@ -1,0 +1,251 @@
+"""`python -m server` / `deep-image-analogy-engine`: start the local engine (see API.md)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from . import __version__, runtime_file
+from .config import DEFAULT_MAX_BODY, ServerConfig, test_hooks_enabled
+from .watchdog import Watchdog, pid_alive
+
+log = logging.getLogger("server")
+
+EXIT_ALREADY_RUNNING = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deep-image-analogy-engine",
+        description="Local Deep Image Analogy engine for the GIMP plug-in (HTTP on 127.0.0.1 only).",
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1; 0 picks a free one (default)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--runtime-file",
+        type=Path,
+        default=None,
+        help="where to publish port and token (default: see API.md)",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit after this long without jobs or requests",
+    )
+    p.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
+    p.add_argument("--queue-size", type=int, default=4, help="jobs that may wait behind the running one")
+    p.add_argument(
+        "--abandon-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="cancel a job whose status nobody polled for this long (default 30)",
+    )
+    p.add_argument(
+        "--keep-results",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long finished results stay fetchable (default 600)",
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=DEFAULT_MAX_BODY / 2**20,
+        help=f"largest accepted request body in MiB (default {DEFAULT_MAX_BODY / 2**20:.0f})",
+    )
+    p.add_argument(
+        "--lazy-model", action="store_true", help="load the network on the first job, not at start"
+    )
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument("--version", action="version", version=__version__)
+    return p
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be 0..65535")
+    if args.queue_size < 1:
+        parser.error("--queue-size must be at least 1")
+    for name in ("idle_exit", "abandon_after", "keep_results"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if not args.max_body_mb > 0:
+        parser.error("--max-body-mb must be positive")
+    return ServerConfig(
+        port=args.port,
+        device=args.device,
+        queue_size=args.queue_size,
+        abandon_after=args.abandon_after,
+        keep_results=args.keep_results,
+        max_body=int(args.max_body_mb * 2**20),
+        idle_exit=args.idle_exit,
+        parent_pid=args.parent_pid,
+        runtime_file=args.runtime_file,
+        lazy_model=args.lazy_model,
+        test_hooks=test_hooks_enabled(),
+    )
+
+
+def running_engine(path: Path) -> dict | None:
+    """The engine a runtime file describes, if it is alive and answers with its token."""
+    info = runtime_file.read(path)
+    if not info or not isinstance(info.get("pid"), int) or info["pid"] == os.getpid():
+        return None
+    if not pid_alive(info["pid"]) or not isinstance(info.get("port"), int):
+        return None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{info['port']}/v1/health", headers={"X-DIA-Token": str(info.get("token", ""))}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as answer:  # loopback only
+            json.load(answer)
+    except (OSError, ValueError):
+        return None
+    return info
+
+
+class EngineServer(uvicorn.Server):
+    """uvicorn.Server that publishes the runtime file only once it is really listening."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self._on_ready()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = config_from_args(args, parser)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Imported here: torch and the engine take a second or two to import, not needed for --help.
+    from analogy_engine import analogy
+
+    from .app import create_app
+    from .engines import EnginePool, resolve_device
+    from .jobs import JobManager
+
+    try:
+        device = resolve_device(config.device)
+    except ValueError as error:
+        print(f"deep-image-analogy-engine: {error}", file=sys.stderr)
+        return 2
+    if config.parent_pid is not None and not pid_alive(config.parent_pid):
+        print(
+            f"deep-image-analogy-engine: parent process {config.parent_pid} is not running", file=sys.stderr
+        )
+        return 2
+
+    path = config.runtime_file or runtime_file.default_path()
+    other = running_engine(path)
+    if other is not None:
+        print(
+            f"deep-image-analogy-engine: an engine is already running at {other.get('url')} "
+            f"(pid {other['pid']}, runtime file {path}); use --runtime-file to start another",
+            file=sys.stderr,
+        )
+        return EXIT_ALREADY_RUNNING
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", config.port))
+    except OSError as error:
+        print(
+            f"deep-image-analogy-engine: cannot listen on 127.0.0.1:{config.port}: {error}", file=sys.stderr
+        )
+        return 2
+    port = sock.getsockname()[1]
+    token = secrets.token_urlsafe(32)
+    info = {
+        "port": port,
+        "token": token,
+        "pid": os.getpid(),
+        "version": __version__,
+        "url": f"http://127.0.0.1:{port}",
+    }
+
+    manager = JobManager(config, EnginePool(device), analogy)
+    app = create_app(config, manager, token=token, port=port, device=device)
+    debug = args.log_level == "debug"
+    server = EngineServer(
+        uvicorn.Config(
+            app,
+            log_config=None,  # keep our stderr logging format
+            log_level=args.log_level,
+            access_log=debug,
+            proxy_headers=False,  # nothing sits in front of us; never trust X-Forwarded-*
+            server_header=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+        ),
+        on_ready=lambda: _publish(path, info, device, config.test_hooks),
+    )
+
+    def stop(reason: str) -> None:
+        server.should_exit = True
+
+    watchdog = Watchdog(stop, manager.idle_seconds, config.idle_exit, config.parent_pid)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
+    # kill us before the runtime file is removed, so make the re-raise harmless.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    manager.start()
+    watchdog.start()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watchdog.cancel()
+        if runtime_file.remove_if_ours(path, info["pid"], token):
+            log.info("removed runtime file %s", path)
+        stopped = manager.shutdown()
+        with contextlib.suppress(OSError):
+            sock.close()
+    log.info("engine stopped")
+    if not stopped:
+        # The worker is still inside PyTorch; letting the interpreter finalise under it aborts
+        # the process ("terminate called without an active exception"), so leave at once.
+        log.warning("the running job did not stop in time; exiting without waiting for it")
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+def _publish(path: Path, info: dict, device: str, test_hooks: bool) -> None:
+    runtime_file.write(path, info)
+    log.info(
+        "engine %s listening on %s (device %s), runtime file %s%s",
+        __version__,
+        info["url"],
+        device,
+        path,
+        "; TEST HOOKS ENABLED" if test_hooks else "",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

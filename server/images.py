@@ -1,0 +1,144 @@
+"""Image bytes in (PNG or raw RGBA) and result bytes out (PNG, .npy, raw), with size checks first.
+
+Sizes are checked from the PNG header or the declared width/height before a single pixel is
+decoded; Pillow's own bomb guard is set to the same limit and its warning made an error.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from analogy_engine.imageio import to_rgb8
+from analogy_engine.params import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MIN_INPUT_SIDE
+
+from .errors import ApiError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TYPES = ("image/png",)
+RAW_TYPES = ("application/octet-stream",)
+
+Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Process-wide rather than warnings.catch_warnings(), which is not thread-safe and uploads are
+# decoded on several threads at once.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def check_dimensions(width: int, height: int, label: str) -> None:
+    if width <= 0 or height <= 0:
+        raise ApiError(400, f"{label}: the image is empty ({width}×{height} pixels)")
+    if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
+        raise ApiError(
+            413,
+            f"{label}: {width}×{height} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels "
+            f"and {MAX_INPUT_SIDE} pixels a side",
+        )
+    if min(width, height) < MIN_INPUT_SIDE:
+        raise ApiError(400, f"{label}: {width}×{height} pixels; each side must be at least {MIN_INPUT_SIDE}")
+
+
+def png_size(data: bytes | bytearray, label: str) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, which PNG requires to come first."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise ApiError(400, f"{label}: truncated or invalid PNG header")
+    width, height = struct.unpack(">II", bytes(data[16:24]))
+    return width, height
+
+
+def decode_png(data: bytes | bytearray, label: str) -> np.ndarray:
+    if not bytes(data[:8]) == PNG_SIGNATURE:
+        raise ApiError(415, f"{label}: not a PNG file (only PNG or raw RGBA are accepted)")
+    width, height = png_size(data, label)
+    check_dimensions(width, height, label)
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            if image.size != (width, height):
+                raise ApiError(400, f"{label}: inconsistent PNG header")
+            image.load()
+            return to_rgb8(image)
+    except ApiError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ApiError(413, f"{label}: image is over the pixel limit") from None
+    except MemoryError:
+        raise ApiError(413, f"{label}: not enough memory to decode this image") from None
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        struct.error,
+        zlib.error,
+        IndexError,
+        TypeError,
+    ) as error:
+        raise ApiError(400, f"{label}: the PNG could not be decoded ({error})") from None
+
+
+def parse_dimension(value: bytes | bytearray | None, name: str) -> int:
+    if value is None:
+        raise ApiError(400, f"raw RGBA needs the form field {name!r}")
+    text = bytes(value).strip()
+    if not text.isdigit() or len(text) > 9:
+        raise ApiError(400, f"{name} must be a positive whole number (got {text[:40]!r})")
+    return int(text)
+
+
+def decode_raw(data: bytes | bytearray, width: int, height: int, label: str) -> np.ndarray:
+    check_dimensions(width, height, label)
+    expected = width * height * 4
+    if len(data) != expected:
+        raise ApiError(
+            400,
+            f"{label}: raw RGBA of {width}×{height} must be exactly {expected} bytes, got {len(data)}",
+        )
+    rgba = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 4)
+    return np.ascontiguousarray(rgba[:, :, :3])  # alpha dropped; the colour under it is kept
+
+
+def decode_part(
+    data: bytes | bytearray,
+    content_type: str,
+    width: bytes | bytearray | None,
+    height: bytes | bytearray | None,
+    label: str,
+) -> np.ndarray:
+    """An uploaded image part → (H, W, 3) uint8 RGB, or ApiError with a 4xx status."""
+    if len(data) == 0:
+        raise ApiError(400, f"{label}: the image part is empty")
+    if content_type in RAW_TYPES:
+        return decode_raw(
+            data, parse_dimension(width, f"{label}_width"), parse_dimension(height, f"{label}_height"), label
+        )
+    # A part without a type is plain text by default in multipart; accept it only if it is a PNG.
+    if content_type in PNG_TYPES or content_type in ("", "text/plain"):
+        return decode_png(data, label)
+    raise ApiError(
+        415,
+        f"{label}: content type {content_type!r} is not accepted; send image/png or application/octet-stream",
+    )
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    # uint8 (H, W) becomes an "L" image, (H, W, 3) an "RGB" one. Level 1: these PNGs only cross
+    # the loopback interface, so encoding speed matters more than size.
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype="<f4"), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def confidence_to_mask(confidence: np.ndarray) -> np.ndarray:
+    clean = np.nan_to_num(confidence.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(clean, 0.0, 1.0) * 255.0).astype(np.uint8)
