@@ -126,6 +126,12 @@ def dump(g: harness.GimpRoot, result: dict[str, Any], layer_name: str) -> tuple[
     return rgba.reshape(*shape, 4), mask.reshape(shape)
 
 
+def source(g: harness.GimpRoot, result: dict[str, Any], name: str, like: np.ndarray) -> np.ndarray:
+    """A source layer's pixels as GIMP handed them to the plug-in (after any conversion)."""
+    raw = (g.work / "out" / result["name"] / f"source-{name}.rgba").read_bytes()
+    return np.frombuffer(raw, np.uint8).reshape(like.shape)
+
+
 def by_name(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
     matches = [row for row in rows if row["name"] == name]
     assert len(matches) == 1, (name, rows)
@@ -146,10 +152,11 @@ def expected_mask(confidence: np.ndarray | None, alpha: np.ndarray) -> np.ndarra
 
 
 def srgb_gray(rgb: np.ndarray) -> np.ndarray:
-    """What GEGL makes of 8-bit sRGB in a grayscale image: luminance of the linear values."""
+    """What babl makes of 8-bit sRGB in a grayscale image: luminance of the linear values, with
+    the D50-adapted weights of GIMP's built-in sRGB space."""
     c = rgb.astype(np.float64) / 255
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    y = linear @ np.array([0.2126, 0.7152, 0.0722])
+    y = linear @ np.array([0.22248840, 0.71690369, 0.06060791])
     return np.round(255 * np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055))
 
 
@@ -203,6 +210,9 @@ def test_pair_pixels_equal_the_engines(gimp, success_runs, engine) -> None:  # n
     inputs, runs = success_runs
     run = runs["pair"]
     a, b_prime = inputs.arrays["Photo"], inputs.arrays["Painting"]
+    # 8-bit sRGB image: the plug-in sends exactly the pixels the test made.
+    np.testing.assert_array_equal(source(gimp, run, "Photo", a), a)
+    np.testing.assert_array_equal(source(gimp, run, "Painting", b_prime), b_prime)
     want = engine.run(a, b_prime, {"mode": "photo-to-style", "preset": "fast", "size": 64, "device": "cpu"})
     a_prime_px, a_prime_mask = dump(gimp, run, "A′ (Photo)")
     b_px, b_mask = dump(gimp, run, "B (Painting)")
@@ -227,7 +237,9 @@ def test_reference_layer_gray_16_bit(gimp, success_runs, engine) -> None:  # noq
     assert geometry(children[1]) == (10, 6, 72, 56)
     assert top_level(run["tree_after"]) == [GROUP, "Photo", "Background"]
     # The engine works in RGB; the layer holds the same picture as gray.
-    want = engine.run(inputs.arrays["Reference"], inputs.arrays["Photo"],
+    b_prime = source(gimp, run, "Photo", inputs.arrays["Photo"])  # as gray, 16-bit, and back
+    assert np.abs(b_prime[..., 0].astype(int) - srgb_gray(inputs.arrays["Photo"][..., :3])).max() <= 1
+    want = engine.run(inputs.arrays["Reference"], b_prime,
                       {"mode": "style-to-photo", "preset": "fast", "size": 64, "device": "cpu"})
     px, mask = dump(gimp, run, "A′ (Reference)")
     assert (px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all()
@@ -286,7 +298,7 @@ def error_runs(gimp: harness.GimpRoot) -> dict[str, Any]:
 def test_errors_explain_and_change_nothing(error_runs, case, words) -> None:  # noqa: ANN001
     run = error_runs[case]
     assert not run["success"]
-    assert run["status"] == 1  # GIMP_PDB_EXECUTION_ERROR
+    assert run["status"] == 0  # GIMP_PDB_EXECUTION_ERROR (a bug would be CALLING_ERROR or a crash)
     for word in words:
         assert word in run["error"], run["error"]
     assert run["tree_after"] == run["tree_before"]

@@ -30,6 +30,7 @@ def choice(options: tuple[opts.Choice, ...]) -> Gimp.Choice:
 
 def options_from(config: Gimp.ProcedureConfig) -> opts.Options:
     values = {name.replace("-", "_"): config.get_property(name) for name in ARGUMENT_NAMES}
+    values["engine"] = values["engine"] or ""  # an empty string argument arrives as None
     return opts.Options(**values)
 
 

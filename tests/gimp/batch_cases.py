@@ -6,7 +6,8 @@ Input: the JSON file named by $DIA_TEST_SPEC: {"out": dir, "cases": [case, ...]}
    "select": [layer names], "reference": layer spec in a second image or null,
    "args": {procedure argument: value}}
 Output, per case in OUT/NAME/: result.json (status, error message, layer trees before and after,
-hashes of the sources' pixels before and after) and raw dumps of every new layer and its mask.
+hashes of the sources' pixels before and after), the sources' pixels as the plug-in reads them
+(source-NAME.rgba) and raw dumps of every new layer and its mask (layerID.rgba, layerID.mask).
 """
 
 import hashlib
@@ -112,6 +113,10 @@ def run_case(case, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     image, layers, other, reference, selected = build(case)
     before = {name: hashlib.sha256(pixels(layer)).hexdigest() for name, layer in layers.items()}
+    # The sources as the plug-in reads them (8-bit sRGB whatever the image's own format).
+    for name, layer in layers.items():
+        with open(os.path.join(out_dir, f"source-{name}.rgba"), "wb") as f:
+            f.write(pixels(layer))
     result = {"name": case["name"], "tree_before": tree(image)}
     status = run_procedure(image, selected, reference, case.get("args", {}))
     result["status"] = int(status)
