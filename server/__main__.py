@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from . import __version__, runtime_file
-from .config import DEFAULT_MAX_BODY, ServerConfig, test_hooks_enabled
+from .config import ServerConfig, default_max_body, test_hooks_enabled
 from .watchdog import Watchdog, pid_alive
 
 log = logging.getLogger("server")
@@ -65,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-body-mb",
         type=float,
-        default=DEFAULT_MAX_BODY / 2**20,
-        help=f"largest accepted request body in MiB (default {DEFAULT_MAX_BODY / 2**20:.0f})",
+        default=None,
+        help="largest accepted request body in MiB (default: two raw RGBA images at the pixel limit)",
     )
     p.add_argument(
         "--lazy-model", action="store_true", help="load the network on the first job, not at start"
@@ -85,7 +86,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         value = getattr(args, name)
         if value is not None and not value > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    if not args.max_body_mb > 0:
+    if args.max_body_mb is not None and not args.max_body_mb > 0:
         parser.error("--max-body-mb must be positive")
     return ServerConfig(
         port=args.port,
@@ -93,7 +94,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         queue_size=args.queue_size,
         abandon_after=args.abandon_after,
         keep_results=args.keep_results,
-        max_body=int(args.max_body_mb * 2**20),
+        max_body=int(args.max_body_mb * 2**20) if args.max_body_mb else 0,  # 0: filled in by main()
         idle_exit=args.idle_exit,
         parent_pid=args.parent_pid,
         runtime_file=args.runtime_file,
@@ -142,24 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Imported here: torch and the engine take a second or two to import, not needed for --help.
-    from analogy_engine import analogy
-
-    from .app import create_app
-    from .engines import EnginePool, resolve_device
-    from .jobs import JobManager
-
-    try:
-        device = resolve_device(config.device)
-    except ValueError as error:
-        print(f"deep-image-analogy-engine: {error}", file=sys.stderr)
-        return 2
     if config.parent_pid is not None and not pid_alive(config.parent_pid):
         print(
             f"deep-image-analogy-engine: parent process {config.parent_pid} is not running", file=sys.stderr
         )
         return 2
-
     path = config.runtime_file or runtime_file.default_path()
     other = running_engine(path)
     if other is not None:
@@ -169,6 +157,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ALREADY_RUNNING
+
+    # Imported only now: torch and the engine take seconds to import, which --help, argument
+    # errors and the checks above should not wait for.
+    from analogy_engine import analogy
+
+    from .app import create_app
+    from .engines import EnginePool, resolve_device
+    from .jobs import JobManager
+
+    if not config.max_body:
+        config = dataclasses.replace(config, max_body=default_max_body())
+    try:
+        device = resolve_device(config.device)
+    except ValueError as error:
+        print(f"deep-image-analogy-engine: {error}", file=sys.stderr)
+        return 2
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

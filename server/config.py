@@ -6,11 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from analogy_engine.params import MAX_INPUT_PIXELS
 
-# Two raw RGBA images at the pixel limit plus room for the form's small fields: any input the
-# engine accepts fits, so a plug-in never meets this limit with a valid request.
-DEFAULT_MAX_BODY = 2 * MAX_INPUT_PIXELS * 4 + (1 << 20)
+def default_max_body() -> int:
+    """Two raw RGBA images at the pixel limit plus room for the small fields: any input the
+    engine accepts fits, so a plug-in never meets this limit with a valid request."""
+    from analogy_engine.params import MAX_INPUT_PIXELS  # imports torch: only once really starting
+
+    return 2 * MAX_INPUT_PIXELS * 4 + (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class ServerConfig:
     abandon_after: float = 30.0  # cancel a queued/running job nobody asked about for this long
     keep_results: float = 600.0  # seconds a finished job (and its results) stays fetchable
     max_finished: int = 8  # finished jobs kept at most; results are large (flows are float32)
-    max_body: int = DEFAULT_MAX_BODY
+    max_body: int = 512 << 20
     idle_exit: float | None = None
     parent_pid: int | None = None
     runtime_file: Path | None = None

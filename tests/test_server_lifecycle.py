@@ -1,0 +1,130 @@
+"""The engine never lingers: --idle-exit, --parent-pid, SIGTERM; runtime file removed on exit."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from server_harness import REPO, Engine
+
+
+def wait_exit(engine: Engine, timeout: float) -> float:
+    started = time.monotonic()
+    assert engine.proc is not None
+    try:
+        engine.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        engine.stop()
+        pytest.fail(f"engine still running after {timeout} s:\n{engine.log()}")
+    return time.monotonic() - started
+
+
+def test_idle_exit(tmp_path) -> None:
+    engine = Engine(tmp_path, "--device", "cpu", "--lazy-model", "--idle-exit", "2").start()
+    started = time.monotonic()
+    assert engine.get("/v1/health").status_code == 200  # a request counts as activity
+    wait_exit(engine, 15)
+    print(f"idle engine exited {time.monotonic() - started:.2f} s after the last request")
+    assert engine.proc.returncode == 0
+    assert time.monotonic() - started >= 1.9
+    assert not engine.runtime_file.exists()
+    assert "idle" in engine.log()
+
+
+def test_parent_pid(tmp_path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    engine = Engine(tmp_path, "--device", "cpu", "--lazy-model", "--parent-pid", str(parent.pid)).start()
+    try:
+        time.sleep(0.5)
+        assert engine.get("/v1/health").status_code == 200
+        parent.kill()
+        parent.wait()
+        waited = wait_exit(engine, 10)
+        print(f"engine exited {waited:.2f} s after its parent")
+        assert waited < 3
+        assert engine.proc.returncode == 0
+        assert not engine.runtime_file.exists()
+        assert f"parent process {parent.pid} is gone" in engine.log()
+    finally:
+        parent.kill()
+        engine.stop()
+
+
+def test_parent_already_gone(tmp_path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", "pass"])
+    parent.wait()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--runtime-file",
+            str(tmp_path / "e.json"),
+            "--parent-pid",
+            str(parent.pid),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "not running" in run.stderr
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_sigterm_removes_runtime_file_and_second_engine_is_refused(tmp_path) -> None:
+    engine = Engine(tmp_path, "--device", "cpu", "--lazy-model").start()
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "server", "--runtime-file", str(engine.runtime_file)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 3, second.stderr
+        assert "already running" in second.stderr
+        assert engine.runtime_file.exists()
+    finally:
+        assert engine.stop() == 0
+    assert not engine.runtime_file.exists()
+
+
+def test_fixed_port_and_port_in_use(tmp_path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--runtime-file",
+                str(tmp_path / "busy.json"),
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 2 and "cannot listen" in run.stderr
+    # Engine.start passes --port 0 first; the later --port wins.
+    engine = Engine(tmp_path / "fixed", "--lazy-model", "--port", str(port)).start()
+    try:
+        assert engine.port == port
+        assert engine.get("/v1/health").status_code == 200
+    finally:
+        assert engine.stop() == 0
+
+
+def test_bad_command_line(tmp_path) -> None:
+    for args in (["--port", "70000"], ["--queue-size", "0"], ["--device", "tpu"], ["--abandon-after", "-1"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "server", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 2, (args, run.stderr)
