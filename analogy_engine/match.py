@@ -33,6 +33,23 @@ def stack_pairs(first: Tensor, second: Tensor) -> Tensor:
     return stacked.permute(1, 2, 0).contiguous()
 
 
+def project(first: Tensor, second: Tensor, dims: int | None, sample: int = 16384) -> tuple[Tensor, Tensor]:
+    """Project two (H, W, D) stacks onto the top `dims` eigenvectors of their joint second moment.
+
+    Uncentred on purpose: the eigenvectors of E[x xᵀ] are the subspace that best preserves dot
+    products, which is what the match scores. The moment is estimated on an even subsample.
+    """
+    d = first.shape[-1]
+    if dims is None or dims >= d:
+        return first, second
+    rows = torch.cat([first.reshape(-1, d), second.reshape(-1, d)])
+    step = max(1, rows.shape[0] // sample)
+    subset = rows[::step].double()
+    _, vectors = torch.linalg.eigh(subset.T @ subset)
+    basis = vectors[:, -dims:].to(first.dtype)
+    return (first @ basis).contiguous(), (second @ basis).contiguous()
+
+
 def identity_field(src_hw: tuple[int, int], tgt_hw: tuple[int, int], device: torch.device) -> Tensor:
     """Each source cell mapped to the cell at the same relative position in the target."""
     (h, w), (th, tw) = src_hw, tgt_hw

@@ -49,7 +49,11 @@ class Preset:
     # Random-search radius per level in cells of that level; 0 means "the whole map".
     search_radii: tuple[int, int, int, int, int] = (0, 6, 6, 4, 4)
     pm_iterations: tuple[int, int, int, int, int] = (10, 10, 10, 10, 10)
-    propagation_jumps: tuple[int, ...] = (8, 4, 2, 1)
+    # Propagation distances per level: each pixel tries its neighbours' matches at these jumps.
+    propagation_jumps: tuple[tuple[int, ...], ...] = ((8, 4, 2, 1),) * 5
+    # Match on the top principal components of the stacked features (None: all channels).
+    # Dot products are kept where the variance is, at a fraction of the gather traffic.
+    match_dims: tuple[int | None, ...] = (None,) * 5
     # L-BFGS iterations of the feature inversion that makes R^{L-1}, for levels 5..2.
     lbfgs_iterations: tuple[int, int, int, int] = (100, 100, 100, 100)
     lbfgs_history: int = 4
@@ -65,16 +69,21 @@ PRESETS: dict[str, Preset] = {
     "faithful": Preset(name="faithful"),
     "balanced": Preset(
         name="balanced",
-        pm_iterations=(10, 6, 4, 3, 2),
-        lbfgs_iterations=(25, 25, 20, 10),
+        patch_sizes=(3, 3, 3, 3, 3),
+        pm_iterations=(10, 4, 3, 2, 2),
+        propagation_jumps=((8, 4, 2, 1), (4, 2, 1), (4, 2, 1), (2, 1), (2, 1)),
+        match_dims=(64, 64, 48, 32, 24),
+        lbfgs_iterations=(8, 4, 0, 0),
         invert_depth=(1, 1, 1, 1),
         full_res_refine_iterations=2,
     ),
     "fast": Preset(
         name="fast",
         patch_sizes=(3, 3, 3, 3, 3),
-        pm_iterations=(6, 3, 2, 2, 1),
-        lbfgs_iterations=(10, 10, 8, 0),
+        pm_iterations=(6, 3, 2, 1, 1),
+        propagation_jumps=((8, 4, 2, 1), (4, 2, 1), (2, 1), (2, 1), (1,)),
+        match_dims=(32, 32, 32, 16, 16),
+        lbfgs_iterations=(4, 0, 0, 0),
         invert_depth=(1, 1, 1, 1),
         full_res_refine_iterations=1,
     ),

@@ -156,9 +156,10 @@ def _plan(settings: Settings, vgg: VGG19, a_hw: tuple[int, int], b_hw: tuple[int
         for name, src, tgt in (("ab", a_hw, b_hw), ("ba", b_hw, a_hw)):
             hw = (src[0] // scale, src[1] // scale)
             radius = preset.search_radii[i] or max(tgt[0] // scale, tgt[1] // scale)
-            n = match.count_candidates(hw, preset.pm_iterations[i], radius, preset.propagation_jumps)
+            n = match.count_candidates(hw, preset.pm_iterations[i], radius, preset.propagation_jumps[i])
+            dims = min(preset.match_dims[i] or 2 * CHANNELS[level], 2 * CHANNELS[level])
             # Gathers run at about 1/40 of a convolution's multiply-add rate (measured on CPU).
-            per = hw[0] * hw[1] * preset.patch_sizes[i] ** 2 * 2 * CHANNELS[level] * 40
+            per = hw[0] * hw[1] * preset.patch_sizes[i] ** 2 * dims * 40
             units["match"][(level, name)] = (n + 1, per)
             if level > 1:
                 depth = min(preset.invert_depth[i], level)
@@ -224,8 +225,11 @@ def analogy(
 
         for i, level in enumerate(range(5, 0, -1)):
             patch = preset.patch_sizes[i]
-            stack_a = match.stack_pairs(feat_a[level], feat_ap[level])
-            stack_b = match.stack_pairs(feat_b[level], feat_bp[level])
+            stack_a, stack_b = match.project(
+                match.stack_pairs(feat_a[level], feat_ap[level]),
+                match.stack_pairs(feat_b[level], feat_bp[level]),
+                preset.match_dims[i],
+            )
             fields = {}
             for name, src, tgt, init in (
                 ("ab", stack_a, stack_b, field_ab),
@@ -236,7 +240,7 @@ def analogy(
                 radius = preset.search_radii[i] or max(tgt.shape[0], tgt.shape[1])
                 fields[name] = match.patchmatch(
                     src, tgt, init, patch, preset.pm_iterations[i], radius,
-                    preset.propagation_jumps, generator, step=lambda per=per: work.add(per),
+                    preset.propagation_jumps[i], generator, step=lambda per=per: work.add(per),
                 )
             (field_ab, sim_ab), (field_ba, sim_ba) = fields["ab"], fields["ba"]
             t = timer.add("matching", t)
