@@ -60,7 +60,7 @@ def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor
     return box_filter(a, radius) * g + box_filter(b, radius)
 
 
-def refine(source: Tensor, result: Tensor, radius: int | None = None, eps: float = 1e-3) -> Tensor:
+def refine(source: Tensor, result: Tensor, radius: int | None = None, eps: float = 0.03) -> Tensor:
     """Photo → photo: keep the source's detail and take only the result's smooth colour/tone.
 
     output = A + S(result) − S(A), with S a filter guided by A (linear in its input, so it is
