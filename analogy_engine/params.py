@@ -59,10 +59,8 @@ class Preset:
     lbfgs_history: int = 4
     # How many layers below the target the inversion optimises (the original: 2), per level 5..2.
     invert_depth: tuple[int, int, int, int] = (2, 2, 2, 2)
-    # Patch size used for voting and for refining the flow at the input's full resolution.
+    # Patch size of the final vote when the input is about the working size (the original: 3).
     full_res_patch: int = 3
-    full_res_refine_iterations: int = 0
-    full_res_refine_radius: int = 2
 
 
 PRESETS: dict[str, Preset] = {
@@ -75,7 +73,6 @@ PRESETS: dict[str, Preset] = {
         match_dims=(64, 64, 48, 32, 24),
         lbfgs_iterations=(8, 4, 0, 0),
         invert_depth=(1, 1, 1, 1),
-        full_res_refine_iterations=2,
     ),
     "fast": Preset(
         name="fast",
@@ -85,7 +82,6 @@ PRESETS: dict[str, Preset] = {
         match_dims=(32, 32, 32, 16, 16),
         lbfgs_iterations=(4, 0, 0, 0),
         invert_depth=(1, 1, 1, 1),
-        full_res_refine_iterations=1,
     ),
 }
 

@@ -30,7 +30,7 @@ from .params import (
 )
 from .reconstruct import refine, vote, warp
 from .types import AnalogyResult, CancelFn, Cancelled, InputError, ProgressFn
-from .upscale import full_resolution_field
+from .upscale import upscale
 from .vgg import CHANNELS, VGG19, preprocess
 
 MASK_THRESHOLD = 0.05  # of the min–max-normalised squared feature magnitude (the paper's τ)
@@ -281,10 +281,7 @@ def analogy(
             ("ab", field_ab, a_full, b_full, b_hw, sim_ab),
             ("ba", field_ba, b_full, a_full, a_hw, sim_ba),
         ):
-            flow, full_field = full_resolution_field(
-                fld, tgt_hw, src_full, tgt_full, preset, generator, step=work.check
-            )
-            image = vote(tgt_full, full_field, preset.full_res_patch)
+            flow, image = upscale(fld, tgt_hw, _hw(src_full), tgt_full, preset.full_res_patch)
             if settings.refine:
                 image = refine(src_full, image)
             confidence = F.interpolate(

@@ -1,34 +1,66 @@
-"""Carry a working-resolution field to the inputs' full resolution."""
+"""Carry a working-resolution field to the inputs' full resolution and rebuild the image there."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from .match import clamp_field, resample_flow
-from .params import Preset
+from .reconstruct import vote
+
+# Below this ratio of full to working size the classic patch vote is used as is.
+BLEND_FROM_SCALE = 1.5
 
 
-def full_resolution_field(
-    field: Tensor,
-    tgt_working_hw: tuple[int, int],
-    src_full: Tensor,
-    tgt_full: Tensor,
-    preset: Preset,
-    generator: torch.Generator | None = None,
-    step: Callable[[], None] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """(flow, field) at the source's full size into the target's full-size pixels.
+def _cell_axis(n_out: int, n_cells: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Per output row (or column): its position in cells, the lower neighbour cell, the weight
+    of the upper one."""
+    pos = (torch.arange(n_out, device=device, dtype=torch.float32) + 0.5) * (n_cells / n_out) - 0.5
+    low = pos.floor()
+    return pos, low, pos - low
 
-    `flow` is float (H, W, 2) (y, x); `field` is the same rounded and clamped, for voting.
-    Each full-resolution pixel keeps its position inside its working cell, so the target's
-    texture is copied at its own resolution rather than stretched from the working size.
+
+def blend_cells(
+    field: Tensor, target: Tensor, out_hw: tuple[int, int], tgt_working_hw: tuple[int, int]
+) -> Tensor:
+    """Full-resolution image from a coarse field, without blocks and without blur where it agrees.
+
+    Each output pixel looks up the target through each of its four nearest working cells (each
+    cell's match moved by the pixel's offset from that cell) and mixes the four samples with
+    bilinear weights. Where neighbouring cells agree the four samples coincide and the target's
+    texture comes through at full resolution; where they disagree, the seam becomes a cross-fade
+    one cell wide instead of a step.
     """
-    src_hw = (src_full.shape[1], src_full.shape[2])
-    tgt_hw = (tgt_full.shape[1], tgt_full.shape[2])
+    h, w = field.shape[:2]
+    th, tw = target.shape[1:]
+    sy, sx = th / tgt_working_hw[0], tw / tgt_working_hw[1]
+    py, y0, wy = _cell_axis(out_hw[0], h, field.device)
+    px, x0, wx = _cell_axis(out_hw[1], w, field.device)
+    flat = target.reshape(target.shape[0], -1)
+    out = torch.zeros(target.shape[0], *out_hw, device=target.device, dtype=target.dtype)
+    for cy, weight_y in ((y0, 1 - wy), (y0 + 1, wy)):
+        cyc = cy.clamp(0, h - 1)
+        for cx, weight_x in ((x0, 1 - wx), (x0 + 1, wx)):
+            cxc = cx.clamp(0, w - 1)
+            match = field[cyc.long()][:, cxc.long()].float()
+            ty = ((match[..., 0] + (py - cyc)[:, None] + 0.5) * sy - 0.5).round().clamp(0, th - 1)
+            tx = ((match[..., 1] + (px - cxc)[None, :] + 0.5) * sx - 0.5).round().clamp(0, tw - 1)
+            index = (ty * tw + tx).long().reshape(-1)
+            sample = flat.index_select(1, index).view(target.shape[0], *out_hw)
+            out += sample * (weight_y[:, None] * weight_x[None, :])
+    return out
+
+
+def upscale(
+    field: Tensor, tgt_working_hw: tuple[int, int], src_hw: tuple[int, int], target: Tensor, patch: int
+) -> tuple[Tensor, Tensor]:
+    """(flow, image) at the source's full size: flow (H, W, 2) float (y, x) in the target's
+    full-size pixels; image (C, H, W) rebuilt from the full-size `target` (C, Ht, Wt)."""
+    tgt_hw = (target.shape[1], target.shape[2])
     flow = resample_flow(field, src_hw, tgt_hw, tgt_working_hw)
-    if step is not None:
-        step()
-    return flow, clamp_field(flow.round().long(), tgt_hw)
+    scale = max(src_hw[0] / field.shape[0], src_hw[1] / field.shape[1])
+    if scale < BLEND_FROM_SCALE:
+        image = vote(target, clamp_field(flow.round().long(), tgt_hw), patch)
+    else:
+        image = blend_cells(field, target, src_hw, tgt_working_hw)
+    return flow, image
