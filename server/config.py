@@ -22,7 +22,7 @@ class ServerConfig:
     queue_size: int = 4  # jobs waiting behind the running one
     abandon_after: float = 30.0  # cancel a queued/running job nobody asked about for this long
     keep_results: float = 600.0  # seconds a finished job (and its results) stays fetchable
-    max_finished: int = 8  # finished jobs kept at most; results are large (flows are float32)
+    max_finished: int = 4  # jobs whose results are kept at most; results are large (float32 flows)
     max_body: int = 512 << 20
     idle_exit: float | None = None
     parent_pid: int | None = None

@@ -254,8 +254,15 @@ class JobManager:
         job.a = job.b_prime = None  # inputs are not needed any more
         self._finished.append(job)
         self._last_activity = job.finished
-        while len(self._finished) > self.config.max_finished:
-            self._forget(self._finished[0])
+        # Results are large (two float32 flows per job); failed and cancelled jobs are small, and
+        # must not push out results a client is still about to fetch.
+        for keep, limit in (
+            (lambda j: j.state == DONE, self.config.max_finished),
+            (lambda j: j.state != DONE, 64),
+        ):
+            group = [j for j in self._finished if keep(j)]
+            for old in group[: max(0, len(group) - limit)]:
+                self._forget(old)
 
     def _forget(self, job: Job) -> None:
         """Caller holds the lock."""

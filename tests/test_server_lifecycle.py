@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from server_harness import REPO, Engine
+from server_harness import REPO, Engine, make_pair
 
 
 def wait_exit(engine: Engine, timeout: float) -> float:
@@ -128,3 +128,17 @@ def test_bad_command_line(tmp_path) -> None:
             [sys.executable, "-m", "server", *args], cwd=REPO, capture_output=True, text=True, timeout=60
         )
         assert run.returncode == 2, (args, run.stderr)
+
+
+def test_finished_jobs_are_freed_after_keep_results(tmp_path) -> None:
+    engine = Engine(tmp_path, "--device", "cpu", "--lazy-model", "--keep-results", "1", hooks=True).start()
+    try:
+        a, b_prime = make_pair()
+        job_id = engine.submit(a, b_prime, extra={"_test_hook": "fail"}).json()["id"]
+        status, _ = engine.wait(job_id)
+        assert status["state"] == "failed"
+        time.sleep(1.6)
+        gone = engine.get(f"/v1/jobs/{job_id}")
+        assert gone.status_code == 404 and "freed" in gone.json()["detail"]
+    finally:
+        assert engine.stop() == 0
