@@ -374,3 +374,6 @@ def test_gui_dialog_then_one_undo_restores(gimp: harness.GimpRoot, engine: Engin
     assert (out / "dialog.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # GTK and GIMP complain on stderr about clashing or missing mnemonics.
     assert "mnemonic" not in logs["gimp.log"].lower(), logs["gimp.log"]
+    ours = [line for line in logs["gimp.log"].splitlines()
+            if "deep" in line.lower() and ("WARNING" in line or "CRITICAL" in line)]
+    assert not ours, ours
