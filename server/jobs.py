@@ -35,6 +35,8 @@ FINISHED = (DONE, FAILED, CANCELLED)
 RESULT_NAMES = ("a_prime", "b", "mask_a_prime", "mask_b", "flow_ab", "flow_ba")
 TEST_HOOKS = ("fail", "cuda_oom", "hold", "memory_error")
 HOLD_SECONDS = 60.0
+# How PyTorch's CPU allocator words an allocation failure (a RuntimeError, not MemoryError).
+OOM_MESSAGES = ("can't allocate memory", "out of memory", "not enough memory")
 
 AnalogyFn = Callable[..., AnalogyResult]
 
@@ -46,6 +48,10 @@ class QueueFull(Exception):
 
 
 class UnknownJob(KeyError):
+    pass
+
+
+class ModelLoadError(RuntimeError):
     pass
 
 
@@ -309,6 +315,11 @@ class JobManager:
                 self._running = job
             try:
                 self._run(job)
+            except BaseException:  # bookkeeping itself failed: fail the job, keep the worker
+                log.exception("job %s: error after the run", job.id)
+                with self._cond:
+                    if job.state == RUNNING:
+                        self._finish(job, FAILED, stage="failed", error="internal error after the run")
             finally:
                 with self._cond:
                     self._running = None
@@ -330,10 +341,10 @@ class JobManager:
             error = "out of GPU memory even after falling back; try a smaller working size"
         except MemoryError:
             error = "out of memory; try a smaller working size or the fast preset"
-        except (InputError, ParamsError) as exc:
+        except (InputError, ParamsError, ModelLoadError) as exc:
             error = str(exc)
         except BaseException as exc:  # a job must never take the worker down with it
-            if isinstance(exc, RuntimeError) and "memory" in str(exc).lower():
+            if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MESSAGES):
                 error = f"out of memory: {str(exc).splitlines()[0][:300]}"
             else:
                 error = f"internal error: {type(exc).__name__}: {str(exc)[:500]}"
@@ -401,7 +412,10 @@ class JobManager:
         first = [True]
 
         def run(attempt: Attempt) -> AnalogyResult:
-            engine = self.pool.get(attempt.device)
+            try:
+                engine = self.pool.get(attempt.device)
+            except Exception as error:
+                raise ModelLoadError(f"could not load the model on {attempt.device}: {error}") from error
             if job.hook == "cuda_oom" and first[0]:
                 first[0] = False
                 raise torch.cuda.OutOfMemoryError("test hook: simulated CUDA out of memory")
