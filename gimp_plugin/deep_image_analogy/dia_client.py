@@ -415,8 +415,9 @@ def wait_for(engine: Engine, job_id: str, notify: Notify | None) -> dict[str, An
 
 def stage_text(info: dict[str, Any]) -> str:
     stage = info.get("stage") or info.get("state") or ""
-    elapsed = info.get("elapsed")
-    when = f" ({float(elapsed):.0f} s)" if isinstance(elapsed, (int, float)) else ""
     if info.get("state") == "queued":
         stage = "waiting for the engine"
-    return f"Deep Image Analogy: {stage}{when}"
+    elapsed = info.get("elapsed")
+    # Time first: GIMP's status bar cuts long texts at the end.
+    when = f" {float(elapsed):.0f} s" if isinstance(elapsed, (int, float)) else ""
+    return f"Deep Image Analogy{when}: {stage}"

@@ -70,14 +70,22 @@ def main():
     if wait(lambda: windows("^Deep Image Analogy$"), 3):
         log("Return did not close the dialog; trying the OK mnemonic")
         sh("xdotool key --clearmodifiers alt+o")
+    if not wait(lambda: marker("ran"), 3):
+        shot(os.path.join(OUT, "progress.png"))  # the status bar while the engine works
     if not wait(lambda: marker("ran"), 900):
         log("the procedure never returned")
         shot(os.path.join(OUT, "stuck.png"))
         return
+    main_window = wait(lambda: windows("GIMP$"), 10)
+    if main_window:
+        # Whole screen, image fitted: a readable picture of the result and the Layers dock.
+        sh(f"xdotool windowsize --sync {main_window[0]} 1280 900")
+        sh(f"xdotool windowfocus --sync {main_window[0]}")
+        time.sleep(1.0)
+        sh("xdotool key --clearmodifiers shift+ctrl+j")
     time.sleep(2.0)
     describe()
     shot(os.path.join(OUT, "result.png"))
-    main_window = wait(lambda: windows("GIMP$"), 10)
     if main_window:
         sh(f"xdotool windowfocus --sync {main_window[0]}")
         time.sleep(0.5)
