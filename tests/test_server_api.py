@@ -35,8 +35,15 @@ def test_health_and_params(engine: Engine) -> None:
     assert schema["size"]["min"] == 32
 
 
+@pytest.fixture(scope="module")
+def in_process():
+    """The same computation in this process: same seed, same device, same thread count."""
+    a, b_prime = make_pair()
+    return analogy(a, b_prime, AnalogyParams.from_dict(FAST_PARAMS), engine=Model.load("cpu"))
+
+
 @pytest.mark.parametrize("raw_upload", [False, True], ids=["png-upload", "raw-upload"])
-def test_job_round_trip(engine: Engine, raw_upload: bool) -> None:
+def test_job_round_trip(engine: Engine, in_process, raw_upload: bool) -> None:
     a, b_prime = make_pair()
     started = time.monotonic()
     answer = engine.submit(a, b_prime, FAST_PARAMS, raw=raw_upload)
@@ -84,8 +91,7 @@ def test_job_round_trip(engine: Engine, raw_upload: bool) -> None:
         np.testing.assert_array_equal(from_native, from_raw)
         got[name] = from_native
 
-    # The same computation in this process: same seed, same device, same thread count.
-    expected = analogy(a, b_prime, AnalogyParams.from_dict(FAST_PARAMS), engine=Model.load("cpu"))
+    expected = in_process
     np.testing.assert_array_equal(got["a_prime"], expected.a_prime)
     np.testing.assert_array_equal(got["b"], expected.b)
     np.testing.assert_array_equal(got["flow_ab"], expected.flow_ab)
