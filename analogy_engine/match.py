@@ -33,7 +33,7 @@ def stack_pairs(first: Tensor, second: Tensor) -> Tensor:
     return stacked.permute(1, 2, 0).contiguous()
 
 
-def project(first: Tensor, second: Tensor, dims: int | None, sample: int = 16384) -> tuple[Tensor, Tensor]:
+def project(first: Tensor, second: Tensor, dims: int | None, sample: int = 8192) -> tuple[Tensor, Tensor]:
     """Project two (H, W, D) stacks onto the top `dims` eigenvectors of their joint second moment.
 
     Uncentred on purpose: the eigenvectors of E[x xᵀ] are the subspace that best preserves dot
@@ -43,8 +43,7 @@ def project(first: Tensor, second: Tensor, dims: int | None, sample: int = 16384
     if dims is None or dims >= d:
         return first, second
     rows = torch.cat([first.reshape(-1, d), second.reshape(-1, d)])
-    step = max(1, rows.shape[0] // sample)
-    subset = rows[::step].double()
+    subset = rows[:: max(1, rows.shape[0] // sample)]
     _, vectors = torch.linalg.eigh(subset.T @ subset)
     basis = vectors[:, -dims:].to(first.dtype)
     return (first @ basis).contiguous(), (second @ basis).contiguous()

@@ -158,8 +158,9 @@ def _plan(settings: Settings, vgg: VGG19, a_hw: tuple[int, int], b_hw: tuple[int
             radius = preset.search_radii[i] or max(tgt[0] // scale, tgt[1] // scale)
             n = match.count_candidates(hw, preset.pm_iterations[i], radius, preset.propagation_jumps[i])
             dims = min(preset.match_dims[i] or 2 * CHANNELS[level], 2 * CHANNELS[level])
-            # Gathers run at about 1/40 of a convolution's multiply-add rate (measured on CPU).
-            per = hw[0] * hw[1] * preset.patch_sizes[i] ** 2 * dims * 40
+            # Gathers run at about 1/40 of a convolution's multiply-add rate, and each of the k²
+            # gathers has a fixed cost of some tens of microseconds (measured on CPU).
+            per = preset.patch_sizes[i] ** 2 * (hw[0] * hw[1] * dims * 40 + 2e6)
             units["match"][(level, name)] = (n + 1, per)
             if level > 1:
                 depth = min(preset.invert_depth[i], level)
