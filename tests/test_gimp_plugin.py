@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -53,7 +54,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> EngineProcess:
 @pytest.fixture(scope="module", params=SUITES)
 def gimp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> harness.GimpRoot:
     suite = request.param
-    root = harness.ensure_root(suite)
+    try:
+        root = harness.ensure_root(suite)
+    except subprocess.CalledProcessError as err:
+        if suite == "trixie":
+            raise
+        # sid moves daily; a day when GIMP cannot be installed there must not fail the project.
+        pytest.skip(f"could not build the Debian {suite} root for GIMP {harness.SUITES[suite]}: {err}")
     work = tmp_path_factory.mktemp(f"gimp-{suite}")
     g = harness.GimpRoot(root, work, suite)
     g.install_plugin()
@@ -375,5 +382,5 @@ def test_gui_dialog_then_one_undo_restores(gimp: harness.GimpRoot, engine: Engin
     # GTK and GIMP complain on stderr about clashing or missing mnemonics.
     assert "mnemonic" not in logs["gimp.log"].lower(), logs["gimp.log"]
     ours = [line for line in logs["gimp.log"].splitlines()
-            if "deep" in line.lower() and ("WARNING" in line or "CRITICAL" in line)]
+            if "deep-image-analogy" in line or "deep_image_analogy" in line]
     assert not ours, ours

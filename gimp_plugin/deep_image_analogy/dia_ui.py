@@ -30,6 +30,8 @@ def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig,
                 drawables: list[Gimp.Drawable]) -> bool:
     """Show the dialog; True when the user pressed OK. GIMP remembers the values."""
     GimpUi.init(PROCEDURE_NAME)
+    if config.get_property("engine") is None:  # an empty string argument arrives as None
+        config.set_property("engine", "")  # and GtkEntry complains about None
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title="Deep Image Analogy")
     roles = dialog.get_label("roles", describe_roles(drawables, config), False, False)
     roles.set_xalign(0.0)
