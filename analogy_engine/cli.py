@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -20,9 +21,16 @@ from .types import Cancelled, InputError
 OUTPUTS = ("a_prime.png", "b.png", "flow_ab.npy", "flow_ba.npy", "report.json")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad options end in the contract's one-line error, not argparse's usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = AnalogyParams()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m analogy_engine",
         description="Deep Image Analogy: A′ (A's structure, B′'s look) and B (B′'s structure, A's look).",
     )

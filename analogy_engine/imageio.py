@@ -63,7 +63,12 @@ def load_image(source: str | Path | bytes, name: str = "image") -> np.ndarray:
                 return to_rgb8(image)
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError:
+        # Pillow refuses before its size is known to us: it is far beyond our own limit.
+        raise InputError(
+            f"{name} is larger than the limit of {MAX_INPUT_PIXELS // 1_000_000} megapixels"
+        ) from None
+    except (UnidentifiedImageError, Image.DecompressionBombWarning) as error:
         raise InputError(f"{name}: not an image that can be read ({error.__class__.__name__})") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError(f"{name}: the image file is damaged or unsupported ({error})") from None

@@ -56,7 +56,16 @@ class Engine:
         dev = pick_device(device)
         if dev.type == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
-        return cls(vgg=VGG19.pretrained(dev), device=dev)
+        engine = cls(vgg=VGG19.pretrained(dev), device=dev)
+        engine.warm_up()
+        return engine
+
+    def warm_up(self) -> None:
+        """One tiny forward and backward pass, so that the first real job does not pay the
+        one-time set-up of the convolution kernels (seconds on a CPU) while the user waits."""
+        x = torch.zeros(1, 3, 32, 32, device=self.device, requires_grad=True)
+        with torch.enable_grad():
+            self.vgg.run(x, 0, 5).sum().backward()
 
     def serves(self, device: str) -> bool:
         return device == "auto" or self.device.type == device
@@ -226,6 +235,7 @@ def analogy(
 
         for i, level in enumerate(range(5, 0, -1)):
             patch = preset.patch_sizes[i]
+            work.check()
             stack_a, stack_b = match.project(
                 match.stack_pairs(feat_a[level], feat_ap[level]),
                 match.stack_pairs(feat_b[level], feat_bp[level]),
@@ -266,6 +276,7 @@ def analogy(
                     vgg, target, start, level, depth, preset.lbfgs_iterations[i], preset.lbfgs_history,
                     step=lambda _evals, per=per: work.add(per),
                 )
+                work.check()
                 weight = _blend_weight(own[level - 1], alpha)
                 out[level - 1] = own[level - 1] * weight + r * (1 - weight)
             t = timer.add("inversion", t)
@@ -282,9 +293,9 @@ def analogy(
             ("ab", field_ab, a_full, b_full, b_hw, sim_ab),
             ("ba", field_ba, b_full, a_full, a_hw, sim_ba),
         ):
-            flow, image = upscale(fld, tgt_hw, _hw(src_full), tgt_full, preset.full_res_patch)
+            flow, image = upscale(fld, tgt_hw, _hw(src_full), tgt_full, preset.full_res_patch, work.check)
             if settings.refine:
-                image = refine(src_full, image)
+                image = refine(src_full, image, step=work.check)
             confidence = F.interpolate(
                 sim[None, None], size=_hw(src_full), mode="bilinear", align_corners=False
             )[0, 0].clamp(0, 1)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .match import clamp_field, shift
@@ -41,26 +42,50 @@ def vote(values: Tensor, field: Tensor, patch: int) -> Tensor:
     return total / count
 
 
+def _box_1d(x: Tensor, radius: int, dim: int) -> Tensor:
+    """Window mean along one axis from a running sum: the cost does not depend on the radius."""
+    n = x.shape[dim]
+    index = torch.arange(-radius - 1, n + radius, device=x.device).clamp_(0, n - 1)
+    padded = x.index_select(dim, index)
+    sums = padded.cumsum(dim, dtype=torch.float64)
+    upper = sums.narrow(dim, 2 * radius + 1, n)
+    lower = sums.narrow(dim, 0, n)
+    # The first padded element only anchors the difference; it is not part of any window.
+    return ((upper - lower) / (2 * radius + 1)).to(x.dtype)
+
+
 def box_filter(x: Tensor, radius: int) -> Tensor:
     """Mean over a (2r+1)² window with the border repeated; (C, H, W) → (C, H, W)."""
-    k = 2 * radius + 1
-    padded = F.pad(x.unsqueeze(0), (radius,) * 4, mode="replicate")
-    return F.avg_pool2d(padded, k, stride=1)[0]
+    return _box_1d(_box_1d(x, radius, 1), radius, 2)
 
 
-def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor:
-    """He et al.'s guided filter with a grey guide: smooths `src` while keeping `guide`'s edges."""
+def guided_filter(
+    guide: Tensor, src: Tensor, radius: int, eps: float, step: Callable[[], None] | None = None
+) -> Tensor:
+    """He et al.'s guided filter with a grey guide: smooths `src` while keeping `guide`'s edges.
+
+    `step()` is called between the filter's passes (cancellation at full resolution).
+    """
+    tick = step if step is not None else (lambda: None)
     g = guide.mean(0, keepdim=True)
     mean_g = box_filter(g, radius)
     mean_s = box_filter(src, radius)
+    tick()
     cov = box_filter(g * src, radius) - mean_g * mean_s
     var = box_filter(g * g, radius) - mean_g * mean_g
+    tick()
     a = cov / (var + eps)
     b = mean_s - a * mean_g
     return box_filter(a, radius) * g + box_filter(b, radius)
 
 
-def refine(source: Tensor, result: Tensor, radius: int | None = None, eps: float = 0.03) -> Tensor:
+def refine(
+    source: Tensor,
+    result: Tensor,
+    radius: int | None = None,
+    eps: float = 0.03,
+    step: Callable[[], None] | None = None,
+) -> Tensor:
     """Photo → photo: keep the source's detail and take only the result's smooth colour/tone.
 
     output = A + S(result) − S(A), with S a filter guided by A (linear in its input, so it is
@@ -68,4 +93,4 @@ def refine(source: Tensor, result: Tensor, radius: int | None = None, eps: float
     """
     if radius is None:
         radius = max(2, round(min(source.shape[1:]) / 60))
-    return (source + guided_filter(source, result - source, radius, eps)).clamp(0.0, 1.0)
+    return (source + guided_filter(source, result - source, radius, eps, step)).clamp(0.0, 1.0)

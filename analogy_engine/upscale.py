@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -21,7 +23,11 @@ def _cell_axis(n_out: int, n_cells: int, device: torch.device) -> tuple[Tensor, 
 
 
 def blend_cells(
-    field: Tensor, target: Tensor, out_hw: tuple[int, int], tgt_working_hw: tuple[int, int]
+    field: Tensor,
+    target: Tensor,
+    out_hw: tuple[int, int],
+    tgt_working_hw: tuple[int, int],
+    step: Callable[[], None] | None = None,
 ) -> Tensor:
     """Full-resolution image from a coarse field, without blocks and without blur where it agrees.
 
@@ -48,11 +54,18 @@ def blend_cells(
             index = (ty * tw + tx).long().reshape(-1)
             sample = flat.index_select(1, index).view(target.shape[0], *out_hw)
             out += sample * (weight_y[:, None] * weight_x[None, :])
+            if step is not None:
+                step()
     return out
 
 
 def upscale(
-    field: Tensor, tgt_working_hw: tuple[int, int], src_hw: tuple[int, int], target: Tensor, patch: int
+    field: Tensor,
+    tgt_working_hw: tuple[int, int],
+    src_hw: tuple[int, int],
+    target: Tensor,
+    patch: int,
+    step: Callable[[], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(flow, image) at the source's full size: flow (H, W, 2) float (y, x) in the target's
     full-size pixels; image (C, H, W) rebuilt from the full-size `target` (C, Ht, Wt)."""
@@ -62,5 +75,5 @@ def upscale(
     if scale < BLEND_FROM_SCALE:
         image = vote(target, clamp_field(flow.round().long(), tgt_hw), patch)
     else:
-        image = blend_cells(field, target, src_hw, tgt_working_hw)
+        image = blend_cells(field, target, src_hw, tgt_working_hw, step)
     return flow, image

@@ -151,11 +151,6 @@ def test_bad_input_fails_with_one_line(case: str, tmp_path: Path) -> None:
     _assert_clean_failure(done, out, word)
 
 
-@pytest.mark.xfail(
-    reason="argparse errors (unknown --mode choice, missing arguments) print the multi-line usage "
-    "text before the error line, so stderr is not the contract's one-line error",
-    strict=False,
-)
 @pytest.mark.parametrize("args", [["--mode", "nonsense"], ["--size", "big"]])
 def test_bad_option_fails_with_one_line(args: list[str], tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -220,12 +215,6 @@ def test_converted_inputs_run(pair: tuple[str, str], tmp_path: Path) -> None:
     assert np.load(out / "flow_ab.npy").shape == (44, 60, 2)
 
 
-@pytest.mark.xfail(
-    reason="above Pillow's decompression-bomb limit (~179 MP) Image.open raises before "
-    "check_size runs, so a 50000×50000 PNG is reported as 'not an image that can be read "
-    "(DecompressionBombError)' instead of naming its size and the 60-megapixel limit",
-    strict=False,
-)
 def test_huge_image_error_names_the_limit() -> None:
     huge = png_bytes(50000, 50000, b"\x00" * 1000, color_type=2, bit_depth=8)
     with pytest.raises(InputError, match="megapixels"):

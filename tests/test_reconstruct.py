@@ -167,13 +167,6 @@ def test_box_filter_is_a_window_mean(radius: int) -> None:
     assert torch.allclose(box_filter(x, radius), box_reference(x, radius), atol=1e-5)
 
 
-@pytest.mark.xfail(
-    reason="box_filter is avg_pool2d with a (2r+1)² kernel: O(r²) per pixel. refine() uses "
-    "r = short side / 60, so a 3000×2000 photo-to-photo reconstruction took 723 s on this CPU "
-    "(r = 33; 12 MP: r = 50). Measured here (3×300×300): r = 2 1.7 ms, r = 40 477 ms (~290×); "
-    "a summed-area table or separable cumsum makes it O(1)",
-    strict=False,
-)
 def test_box_filter_cost_does_not_grow_with_radius() -> None:
     x = torch.rand(3, 300, 300, generator=torch.Generator().manual_seed(0))
 
