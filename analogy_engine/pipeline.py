@@ -17,11 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import match
+from .imageio import check_size
 from .invert import invert
 from .params import (
-    MAX_INPUT_PIXELS,
-    MAX_INPUT_SIDE,
-    MIN_INPUT_SIDE,
     AnalogyParams,
     ParamsError,
     Settings,
@@ -76,14 +74,7 @@ def check_image(image: np.ndarray, name: str) -> None:
         raise InputError(f"{name} must be a uint8 numpy array")
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"{name} must have shape (height, width, 3), got {image.shape}")
-    h, w = image.shape[:2]
-    if min(h, w) < MIN_INPUT_SIDE:
-        raise InputError(f"{name} is {w}×{h} pixels; each side must be at least {MIN_INPUT_SIDE}")
-    if max(h, w) > MAX_INPUT_SIDE or h * w > MAX_INPUT_PIXELS:
-        raise InputError(
-            f"{name} is {w}×{h} pixels; the limit is {MAX_INPUT_PIXELS // 1_000_000} megapixels "
-            f"and {MAX_INPUT_SIDE} pixels a side"
-        )
+    check_size(image.shape[1], image.shape[0], name)
 
 
 class _Work:
