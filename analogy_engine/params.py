@@ -67,12 +67,14 @@ PRESETS: dict[str, Preset] = {
     "faithful": Preset(name="faithful"),
     "balanced": Preset(
         name="balanced",
-        patch_sizes=(3, 3, 3, 3, 3),
-        pm_iterations=(10, 4, 3, 2, 2),
-        propagation_jumps=((8, 4, 2, 1), (4, 2, 1), (4, 2, 1), (2, 1), (2, 1)),
-        match_dims=(64, 64, 48, 32, 24),
-        lbfgs_iterations=(8, 4, 0, 0),
-        invert_depth=(1, 1, 1, 1),
+        patch_sizes=(3, 3, 3, 5, 5),
+        pm_iterations=(10, 6, 4, 2, 2),
+        propagation_jumps=((8, 4, 2, 1),) + ((4, 2, 1),) * 4,
+        match_dims=(64, 64, 48, 24, 16),
+        # Measured on the known-answer cases: the coarse inversions barely change the result,
+        # while inverting level 2 down to the pixels (as the original does) is worth 0.5 dB.
+        lbfgs_iterations=(0, 0, 0, 8),
+        invert_depth=(1, 1, 1, 2),
     ),
     "fast": Preset(
         name="fast",
