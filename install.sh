@@ -5,13 +5,17 @@
 #   ./install.sh --uninstall     remove the plug-in from every GIMP 3.x profile (keeps .venv)
 # TORCH_SPEC picks the PyTorch build, e.g. TORCH_SPEC='torch==2.13.0' (default) or a CUDA index.
 # GIMP_CONFIG_DIR overrides where GIMP's profiles live (default ~/.config/GIMP, which Flatpak
-# GIMP reads too).
+# GIMP reads too; on macOS ~/Library/Application Support/GIMP).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$(pwd)
 PYTHON=${PYTHON:-python3}
 PLUGIN=deep_image_analogy
-GIMP_CONFIG_DIR=${GIMP_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/GIMP}
+if [ "$(uname -s)" = Darwin ]; then
+    GIMP_CONFIG_DIR=${GIMP_CONFIG_DIR:-$HOME/Library/Application Support/GIMP}
+else
+    GIMP_CONFIG_DIR=${GIMP_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/GIMP}
+fi
 
 ACTION=all
 case "${1:-}" in

@@ -88,29 +88,37 @@ class DeepImageAnalogy(Gimp.PlugIn):
     def run(self, procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
             drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig, data: object) -> Gimp.ValueArray:
         Gegl.init(None)
-        if run_mode == Gimp.RunMode.INTERACTIVE:
-            import dia_ui  # GTK only when there is a dialog to show
-
-            if not dia_ui.ask_options(procedure, config, drawables):
-                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-        progress = dia_layers.Progress("Deep Image Analogy")
         try:
-            options = options_from(config)
-            a, b_prime = dia_layers.read_sources(image, drawables, config.get_property("reference"), options)
-            engine = dia_client.connect(options.engine, notify=progress)
-            results, job = dia_client.run_job(engine, a.raw, b_prime.raw, options.engine_params(),
-                                              dia_layers.result_names(options), notify=progress)
-            dia_layers.add_results(image, a, b_prime, results, options)
+            dia_layers.check_selection(drawables)  # before the dialog, not after the user's choices
+            if run_mode == Gimp.RunMode.INTERACTIVE:
+                import dia_ui  # GTK only when there is a dialog to show
+
+                if not dia_ui.ask_options(procedure, config, drawables):
+                    return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+            job = analogy(image, drawables, config)
         except (dia_client.EngineError, dia_layers.PluginError) as err:
             return failure(procedure, f"Deep Image Analogy: {err}")
         except Exception as err:  # a bug: still say what happened instead of GIMP's generic text
-            return failure(procedure, f"Deep Image Analogy failed unexpectedly: {err!r}. The image "
-                           "was not changed, unless results were being added.")
-        finally:
-            progress.end()
+            return failure(procedure, f"Deep Image Analogy failed unexpectedly: {err!r}. Nothing was "
+                           "changed; please report this message.")
         if job.get("degraded"):
             Gimp.message(f"Deep Image Analogy: the engine had to adapt the job: {job['degraded']}")
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+
+def analogy(image: Gimp.Image, drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig) -> dict:
+    """Sources → engine → result layers; the image changes only once every result is here."""
+    progress = dia_layers.Progress("Deep Image Analogy")
+    try:
+        options = options_from(config)
+        a, b_prime = dia_layers.read_sources(image, drawables, config.get_property("reference"), options)
+        engine = dia_client.connect(options.engine, notify=progress)
+        results, job = dia_client.run_job(engine, a.raw, b_prime.raw, options.engine_params(),
+                                          dia_layers.result_names(options), notify=progress)
+        dia_layers.add_results(image, a, b_prime, results, options)
+        return job
+    finally:
+        progress.end()
 
 
 Gimp.main(DeepImageAnalogy.__gtype__, sys.argv)

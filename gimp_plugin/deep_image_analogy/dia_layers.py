@@ -58,8 +58,8 @@ class Progress:
         Gimp.progress_end()
 
 
-def selected_layers(drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
-    """Selected layers, top first; refuses what cannot be a source."""
+def check_selection(drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
+    """The selected layers, top first: one or two ordinary layers, else a message."""
     layers = []
     for drawable in drawables:
         if not drawable.is_layer():
@@ -69,16 +69,19 @@ def selected_layers(drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
             raise PluginError(f"'{drawable.get_name()}' is a layer group. Select ordinary layers "
                               "(merge the group first: Layer ▸ Merge Layer Group).")
         layers.append(drawable)
+    if not 1 <= len(layers) <= 2:
+        raise PluginError(f"{len(layers) or 'No'} layers are selected: select exactly two layers "
+                          "(A and B′), or one layer and choose a reference layer in the dialog.")
     return layers
 
 
 def pick_pair(drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
               options: Options) -> tuple[Gimp.Layer, Gimp.Layer]:
     """(A, B′): two selected layers, or one selected layer and the reference layer."""
-    layers = selected_layers(drawables)
+    layers = check_selection(drawables)
     if len(layers) == 2:
         pair = (layers[0], layers[1])
-    elif len(layers) == 1:
+    else:
         if reference is None or not reference.is_valid():
             raise PluginError("Only one layer is selected: choose a reference layer in the dialog "
                               "(it may be in another open image), or select two layers "
@@ -88,9 +91,6 @@ def pick_pair(drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
         if not reference.is_layer() or reference.is_group_layer():
             raise PluginError("The reference must be an ordinary layer, not a layer group.")
         pair = (layers[0], reference)
-    else:
-        raise PluginError(f"{len(layers) or 'No'} layers are selected: select exactly two layers "
-                          "(A and B′), or one layer and choose a reference layer in the dialog.")
     return pair if options.a_layer == "first" else (pair[1], pair[0])
 
 

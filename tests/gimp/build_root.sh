@@ -38,36 +38,34 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 WORK="$DEST.partial"
-unmount_all() {
-    # Deepest first; lazy so that a straggling process cannot keep the host's /dev busy.
-    for m in "$WORK/dev/pts" "$WORK/dev" "$WORK/proc"; do
-        if mountpoint -q "$m" 2>/dev/null; then umount -l "$m" || true; fi
-    done
-}
-trap unmount_all EXIT
-unmount_all
+# Never delete through a mount point (an old bind of /dev would take the host's /dev with it).
+if grep -q " $WORK/" /proc/self/mounts; then
+    echo "build_root: something is mounted under $WORK; unmount it first" >&2
+    exit 1
+fi
 rm -rf "$WORK"
 start=$(date +%s)
-echo "build_root: debootstrap $SUITE into $WORK (several minutes)"
-# sid/unstable Release files can be stale on mirrors; the check is irrelevant for a test root.
+echo "build_root: debootstrap $SUITE into $WORK (1-5 minutes)"
 debootstrap --variant=minbase "$SUITE" "$WORK" "$MIRROR" >"$DEST.debootstrap.log" 2>&1 || {
     tail -n 30 "$DEST.debootstrap.log" >&2
     exit 1
 }
 cp /etc/resolv.conf "$WORK/etc/resolv.conf" 2>/dev/null || true
-mount -t proc proc "$WORK/proc"
-mount --bind /dev "$WORK/dev"
 echo "build_root: installing $PACKAGES"
-in_root() {
-    chroot "$WORK" env DEBIAN_FRONTEND=noninteractive "$@" >>"$DEST.debootstrap.log" 2>&1 || {
-        tail -n 30 "$DEST.debootstrap.log" >&2
-        exit 1
-    }
+# /proc and /dev are mounted in a private mount namespace: they vanish with it, even if this
+# script is killed, and the host never sees them. Stale Release files (sid) are fine here.
+unshare --mount --propagation private sh -c '
+    set -e
+    mount -t proc proc "$1/proc"
+    mount --rbind /dev "$1/dev"
+    apt="env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false"
+    chroot "$1" $apt update
+    chroot "$1" $apt install -y --no-install-recommends $2
+    chroot "$1" apt-get clean
+' sh "$WORK" "$PACKAGES" >>"$DEST.debootstrap.log" 2>&1 || {
+    tail -n 30 "$DEST.debootstrap.log" >&2
+    exit 1
 }
-in_root apt-get -o Acquire::Check-Valid-Until=false update
-in_root apt-get -o Acquire::Check-Valid-Until=false install -y --no-install-recommends $PACKAGES
-chroot "$WORK" apt-get clean
-unmount_all
 rm -rf "$DEST"
 mv "$WORK" "$DEST"
 echo "$RECIPE" >"$STAMP"
