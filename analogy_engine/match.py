@@ -181,6 +181,26 @@ def upsample_field(
     return clamp_field(resample_flow(field, out_hw, tgt_hw, prev_tgt_hw).round().long(), tgt_hw)
 
 
+def cell_positions(n_out: int, n_cells: int, device: torch.device) -> Tensor:
+    """Centre of each of `n_out` output rows (or columns) in the units of `n_cells` coarse cells."""
+    return (torch.arange(n_out, device=device, dtype=torch.float32) + 0.5) * (n_cells / n_out) - 0.5
+
+
+def through_cells(
+    field: Tensor, cells_y: Tensor, cells_x: Tensor, pos_y: Tensor, pos_x: Tensor, scale: tuple[float, float]
+) -> Tensor:
+    """Where each output pixel lands in the target when seen through the given coarse cells.
+
+    The cell's match moved by the pixel's offset from that cell, then scaled from the coarse
+    target's grid to the new one: (y, x) float, unclamped. `cells_*` are float cell indices
+    inside the field, `pos_*` the pixels' positions from `cell_positions`.
+    """
+    coarse = field[cells_y.long()][:, cells_x.long()].float()
+    y = (coarse[..., 0] + (pos_y - cells_y)[:, None] + 0.5) * scale[0] - 0.5
+    x = (coarse[..., 1] + (pos_x - cells_x)[None, :] + 0.5) * scale[1] - 0.5
+    return torch.stack((y, x), dim=-1)
+
+
 def resample_flow(
     field: Tensor, out_hw: tuple[int, int], tgt_hw: tuple[int, int], prev_tgt_hw: tuple[int, int]
 ) -> Tensor:
@@ -190,15 +210,7 @@ def resample_flow(
     fine field is a pure translation of the target (texture is copied, not stretched).
     """
     h, w = field.shape[:2]
-    oh, ow = out_hw
-    dev = field.device
-    sy, sx = h / oh, w / ow
-    ty, tx = tgt_hw[0] / prev_tgt_hw[0], tgt_hw[1] / prev_tgt_hw[1]
-    py = (torch.arange(oh, device=dev, dtype=torch.float32) + 0.5) * sy - 0.5
-    px = (torch.arange(ow, device=dev, dtype=torch.float32) + 0.5) * sx - 0.5
-    ny = py.round().clamp(0, h - 1)
-    nx = px.round().clamp(0, w - 1)
-    coarse = field[ny.long()][:, nx.long()].float()
-    y = (coarse[..., 0] + (py - ny)[:, None] + 0.5) * ty - 0.5
-    x = (coarse[..., 1] + (px - nx)[None, :] + 0.5) * tx - 0.5
-    return torch.stack((y, x), dim=-1)
+    py = cell_positions(out_hw[0], h, field.device)
+    px = cell_positions(out_hw[1], w, field.device)
+    scale = (tgt_hw[0] / prev_tgt_hw[0], tgt_hw[1] / prev_tgt_hw[1])
+    return through_cells(field, py.round().clamp(0, h - 1), px.round().clamp(0, w - 1), py, px, scale)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 Mode = Literal["photo-to-style", "style-to-style", "style-to-photo", "photo-to-photo"]
@@ -181,7 +181,6 @@ class Settings:
     alphas: tuple[float, float, float, float]
     ratio: float
     refine: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve(params: AnalogyParams, preset: Preset | None = None) -> Settings:

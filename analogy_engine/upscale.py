@@ -7,19 +7,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .match import clamp_field, resample_flow
+from .match import cell_positions, clamp_field, resample_flow, through_cells
 from .reconstruct import vote
 
 # Below this ratio of full to working size the classic patch vote is used as is.
 BLEND_FROM_SCALE = 1.5
-
-
-def _cell_axis(n_out: int, n_cells: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Per output row (or column): its position in cells, the lower neighbour cell, the weight
-    of the upper one."""
-    pos = (torch.arange(n_out, device=device, dtype=torch.float32) + 0.5) * (n_cells / n_out) - 0.5
-    low = pos.floor()
-    return pos, low, pos - low
 
 
 def blend_cells(
@@ -39,19 +31,19 @@ def blend_cells(
     """
     h, w = field.shape[:2]
     th, tw = target.shape[1:]
-    sy, sx = th / tgt_working_hw[0], tw / tgt_working_hw[1]
-    py, y0, wy = _cell_axis(out_hw[0], h, field.device)
-    px, x0, wx = _cell_axis(out_hw[1], w, field.device)
+    scale = (th / tgt_working_hw[0], tw / tgt_working_hw[1])
+    py = cell_positions(out_hw[0], h, field.device)
+    px = cell_positions(out_hw[1], w, field.device)
+    y0, x0 = py.floor(), px.floor()
+    wy, wx = py - y0, px - x0  # weights of the upper neighbours
     flat = target.reshape(target.shape[0], -1)
     out = torch.zeros(target.shape[0], *out_hw, device=target.device, dtype=target.dtype)
     for cy, weight_y in ((y0, 1 - wy), (y0 + 1, wy)):
         cyc = cy.clamp(0, h - 1)
         for cx, weight_x in ((x0, 1 - wx), (x0 + 1, wx)):
             cxc = cx.clamp(0, w - 1)
-            match = field[cyc.long()][:, cxc.long()].float()
-            ty = ((match[..., 0] + (py - cyc)[:, None] + 0.5) * sy - 0.5).round().clamp(0, th - 1)
-            tx = ((match[..., 1] + (px - cxc)[None, :] + 0.5) * sx - 0.5).round().clamp(0, tw - 1)
-            index = (ty * tw + tx).long().reshape(-1)
+            pos = clamp_field(through_cells(field, cyc, cxc, py, px, scale).round().long(), (th, tw))
+            index = (pos[..., 0] * tw + pos[..., 1]).reshape(-1)
             sample = flat.index_select(1, index).view(target.shape[0], *out_hw)
             out += sample * (weight_y[:, None] * weight_x[None, :])
             if step is not None:
