@@ -166,7 +166,8 @@ def validate(p: AnalogyParams) -> None:
         raise ParamsError(f"weight must be 1, 2 or 3 or null (got {p.weight!r})")
     if p.ratio is not None:
         ok = isinstance(p.ratio, (int, float)) and not isinstance(p.ratio, bool)
-        if not ok or not math.isfinite(p.ratio) or not 0.1 <= p.ratio <= 1.0:
+        # Compare before math.isfinite: a 400-digit integer overflows a float (OverflowError).
+        if not ok or not 0.1 <= p.ratio <= 1.0 or not math.isfinite(p.ratio):
             raise ParamsError(f"ratio must be a number from 0.1 to 1.0 or null (got {p.ratio!r})")
     if p.refine is not None and not isinstance(p.refine, bool):
         raise ParamsError(f"refine must be true, false or null (got {p.refine!r})")
