@@ -1,4 +1,4 @@
-"""`python -m analogy_engine`: the CLI contract of DESIGN.md, bad inputs and image conversions."""
+"""`python -m analogy_engine`: the CLI contract of docs/cli.md, bad inputs and image conversions."""
 
 from __future__ import annotations
 

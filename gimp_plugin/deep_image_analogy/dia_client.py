@@ -1,4 +1,4 @@
-"""HTTP client for the Deep Image Analogy engine (server/API.md), standard library only.
+"""HTTP client for the Deep Image Analogy engine (docs/http-api.md), standard library only.
 
 Nothing here imports GIMP, so the same code runs in GIMP's Python and in host-side tests.
 Every failure becomes `EngineError` whose message says what happened and what to do: the
@@ -55,7 +55,7 @@ class RawResult:
 
 
 def runtime_file_path(env: dict[str, str] | None = None) -> Path:
-    """Where the engine publishes its port and token (API.md), seen from this process."""
+    """Where the engine publishes its port and token (docs/http-api.md), seen from this process."""
     env = dict(os.environ) if env is None else env
     if env.get("DIA_RUNTIME_FILE"):
         return Path(env["DIA_RUNTIME_FILE"]).expanduser()
