@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,23 +25,41 @@ def check_size(width: int, height: int, name: str) -> None:
         )
 
 
+# Rows converted at a time in to_rgb8's grey paths: the temporaries stay a few MB whatever the
+# image size (converting a whole 60 MP 16-bit image through float64 peaked at 1.4 GB).
+GREY_BAND_ROWS = 256
+
+
 def to_rgb8(image: Image.Image) -> np.ndarray:
     """Any Pillow mode → (H, W, 3) uint8 RGB. Alpha is dropped (the colour under it is kept);
     16-bit and float grey are scaled to 8 bits rather than clipped."""
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        grey = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or grey.max() > 255 else 255.0
-        grey = np.clip(np.rint(grey * (255.0 / top)), 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return _grey_to_rgb8(image, lambda band: (band.astype(np.uint32) + 128) // 257)
+    if mode == "I":
+        high = image.getextrema()[1]
+        if high > 255:  # 16-bit data held as 32-bit; exact integer form of rint(v * 255 / 65535)
+            return _grey_to_rgb8(
+                image, lambda band: (np.clip(band.astype(np.int64), 0, 65535) + 128) // 257
+            )
+        return _grey_to_rgb8(image, lambda band: np.clip(band, 0, 255))
     if mode == "F":
-        grey = np.asarray(image, dtype=np.float64)
-        scale = 255.0 if grey.max() <= 1.0 else 1.0
-        grey = np.clip(np.rint(grey * scale), 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
+        scale = 255.0 if image.getextrema()[1] <= 1.0 else 1.0
+        return _grey_to_rgb8(image, lambda band: np.clip(np.rint(band.astype(np.float64) * scale), 0, 255))
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
     return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, :3])
+
+
+def _grey_to_rgb8(image: Image.Image, to_8bit: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A one-channel image → (H, W, 3) uint8, band by band so no full-size temporary exists."""
+    width, height = image.size
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for top in range(0, height, GREY_BAND_ROWS):
+        bottom = min(height, top + GREY_BAND_ROWS)
+        band = np.asarray(image.crop((0, top, width, bottom)))
+        out[top:bottom] = to_8bit(band).astype(np.uint8)[:, :, None]
+    return out
 
 
 def load_image(source: str | Path | bytes, name: str = "image") -> np.ndarray:

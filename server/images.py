@@ -7,7 +7,9 @@ decoded; Pillow's own bomb guard is set to the same limit and its warning made a
 from __future__ import annotations
 
 import io
+import re
 import struct
+import threading
 import warnings
 import zlib
 
@@ -28,6 +30,15 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Process-wide rather than warnings.catch_warnings(), which is not thread-safe and uploads are
 # decoded on several threads at once.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
+# One PNG decode at a time: a decode needs the decoded image plus its RGB copy (about 5 bytes a
+# pixel, 300 MB at the pixel limit), and the queue lets several uploads arrive together.
+DECODE_SLOTS = threading.BoundedSemaphore(1)
+OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+
+
+def clean_message(text: str) -> str:
+    """A library's message without object reprs (`<_io.BytesIO object at 0x7f…>`)."""
+    return OBJECT_REPR.sub("the data", text)
 
 
 def check_dimensions(width: int, height: int, label: str) -> None:
@@ -57,7 +68,7 @@ def decode_png(data: bytes | bytearray, label: str) -> np.ndarray:
     width, height = png_size(data, label)
     check_dimensions(width, height, label)
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+        with DECODE_SLOTS, Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             if image.size != (width, height):
                 raise ApiError(400, f"{label}: inconsistent PNG header")
             image.load()
@@ -78,7 +89,7 @@ def decode_png(data: bytes | bytearray, label: str) -> np.ndarray:
         IndexError,
         TypeError,
     ) as error:
-        raise ApiError(400, f"{label}: the PNG could not be decoded ({error})") from None
+        raise ApiError(400, f"{label}: the PNG could not be decoded ({clean_message(str(error))})") from None
 
 
 def parse_dimension(value: bytes | bytearray | None, name: str) -> int:
