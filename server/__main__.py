@@ -12,6 +12,7 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from . import __version__, runtime_file
-from .config import ServerConfig, default_max_body, test_hooks_enabled
+from .config import KEEP_ALIVE_SECONDS, ServerConfig, default_max_body, test_hooks_enabled
 from .watchdog import Watchdog, pid_alive
 
 log = logging.getLogger("server")
@@ -70,6 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest accepted request body in MiB (default: two raw RGBA images at the pixel limit)",
     )
     p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection whose request line and headers take longer than this (default 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="refuse an upload that pauses this long, or averages under 1 MiB/s beyond it (default 30)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=64,
+        help="open connections at most; beyond, the one idle the longest is closed (default 64)",
+    )
+    p.add_argument(
         "--lazy-model", action="store_true", help="load the network on the first job, not at start"
     )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
@@ -82,7 +103,9 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error("--port must be 0..65535")
     if args.queue_size < 1:
         parser.error("--queue-size must be at least 1")
-    for name in ("idle_exit", "abandon_after", "keep_results"):
+    if args.max_connections < 2:
+        parser.error("--max-connections must be at least 2")
+    for name in ("idle_exit", "abandon_after", "keep_results", "header_timeout", "body_timeout"):
         value = getattr(args, name)
         if value is not None and not value > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -99,6 +122,9 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parent_pid=args.parent_pid,
         runtime_file=args.runtime_file,
         lazy_model=args.lazy_model,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
         test_hooks=test_hooks_enabled(),
     )
 
@@ -122,16 +148,24 @@ def running_engine(path: Path) -> dict | None:
 
 
 class EngineServer(uvicorn.Server):
-    """uvicorn.Server that publishes the runtime file only once it is really listening."""
+    """uvicorn.Server that publishes the runtime file only once it is really listening, and
+    tells the app (`stopping`) as soon as it begins to shut down."""
 
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, on_ready: Callable[[], None], stopping: threading.Event
+    ) -> None:
         super().__init__(config)
         self._on_ready = on_ready
+        self._stopping = stopping
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
             self._on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._stopping.set()  # uploads still being read are answered 503 at once
+        await super().shutdown(sockets=sockets)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,15 +183,35 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     path = config.runtime_file or runtime_file.default_path()
-    other = running_engine(path)
-    if other is not None:
+    # The lock decides which engine owns the path, even for two started at the same instant;
+    # the runtime file's contents are only for the message (and where flock does not exist).
+    lock = runtime_file.Lock(path)
+    try:
+        locked = lock.acquire()
+    except OSError as error:
+        print(f"deep-image-analogy-engine: cannot lock {lock.path}: {error}", file=sys.stderr)
+        return 2
+    other = running_engine(path) if not locked or not lock.enforced else None
+    if not locked or other is not None:
+        where = (
+            f"at {other.get('url')} (pid {other['pid']}, runtime file {path})"
+            if other
+            else f"for {path} (it holds {lock.path}; still starting?)"
+        )
         print(
-            f"deep-image-analogy-engine: an engine is already running at {other.get('url')} "
-            f"(pid {other['pid']}, runtime file {path}); use --runtime-file to start another",
+            f"deep-image-analogy-engine: an engine is already running {where}; "
+            "use --runtime-file to start another",
             file=sys.stderr,
         )
+        lock.release()
         return EXIT_ALREADY_RUNNING
+    try:
+        return serve(config, path, args.log_level)
+    finally:
+        lock.release()
 
+
+def serve(config: ServerConfig, path: Path, log_level: str) -> int:
     # Imported only now: torch and the engine take seconds to import, which --help, argument
     # errors and the checks above should not wait for.
     from analogy_engine import analogy
@@ -165,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
     from .engines import EnginePool, resolve_device
     from .jobs import JobManager
+    from .protocol import GuardedH11Protocol
 
     if not config.max_body:
         config = dataclasses.replace(config, max_body=default_max_body())
@@ -174,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deep-image-analogy-engine: {error}", file=sys.stderr)
         return 2
 
+    raise_file_limit()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind(("127.0.0.1", config.port))
@@ -193,20 +249,28 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     manager = JobManager(config, EnginePool(device), analogy)
-    app = create_app(config, manager, token=token, port=port, device=device)
-    debug = args.log_level == "debug"
+    stopping = threading.Event()
+    app = create_app(config, manager, token=token, port=port, device=device, stopping=stopping)
+    debug = log_level == "debug"
     server = EngineServer(
         uvicorn.Config(
             app,
             log_config=None,  # keep our stderr logging format
-            log_level=args.log_level,
+            log_level=log_level,
             access_log=debug,
             proxy_headers=False,  # nothing sits in front of us; never trust X-Forwarded-*
             server_header=False,
             lifespan="off",
             timeout_graceful_shutdown=3,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            # asyncio accepts up to `backlog` connections before any of them reaches the
+            # protocol's cap: keep a burst within what the cap can sort out.
+            backlog=config.max_connections,
+            # uvicorn's h11 protocol plus a header timeout, a connection cap and JSON errors
+            http=GuardedH11Protocol.configured(config.header_timeout, config.max_connections),
         ),
         on_ready=lambda: _publish(path, info, device, config.test_hooks),
+        stopping=stopping,
     )
 
     def stop(reason: str) -> None:
@@ -216,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
     # kill us before the runtime file is removed, so make the re-raise harmless.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal: stop cleanly, runtime file removed
+        signal.signal(signal.SIGHUP, lambda *_: stop("SIGHUP"))
     manager.start()
     watchdog.start()
     try:
@@ -237,6 +303,20 @@ def main(argv: list[str] | None = None) -> int:
         logging.shutdown()
         os._exit(0)
     return 0
+
+
+def raise_file_limit() -> None:
+    """Soft limit on open files up to the hard one: connections beyond the cap are accepted
+    (to be closed) only while descriptors remain."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        return
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _publish(path: Path, info: dict, device: str, test_hooks: bool) -> None:

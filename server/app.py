@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -16,12 +19,12 @@ from starlette.requests import ClientDisconnect
 from analogy_engine import AnalogyParams, ParamsError
 
 from . import __version__
-from .config import ServerConfig
+from .config import BODY_MIN_RATE, ServerConfig
 from .engines import resolve_device
 from .errors import ApiError
-from .images import confidence_to_mask, decode_part, encode_npy, encode_png
+from .images import clean_message, confidence_to_mask, decode_part, encode_npy, encode_png
 from .jobs import RESULT_NAMES, TEST_HOOKS, JobManager, QueueFull, UnknownJob
-from .security import SecurityMiddleware
+from .security import SecurityMiddleware, send_error
 from .uploads import FormReader, Part
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -52,7 +55,15 @@ SUBMIT_SCHEMA: dict[str, Any] = {
 }
 
 
-def create_app(config: ServerConfig, manager: JobManager, token: str, port: int, device: str) -> Any:
+def create_app(
+    config: ServerConfig,
+    manager: JobManager,
+    token: str,
+    port: int,
+    device: str,
+    stopping: threading.Event | None = None,
+) -> Any:
+    stopping = stopping or threading.Event()
     app = FastAPI(
         title="Deep Image Analogy engine",
         version=__version__,
@@ -64,18 +75,20 @@ def create_app(config: ServerConfig, manager: JobManager, token: str, port: int,
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": error.detail}, status_code=error.status, headers=error.headers)
+        return JSONResponse(
+            {"detail": clean_message(error.detail)}, status_code=error.status, headers=error.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            {"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
+            {"detail": clean_message(str(error.detail))}, status_code=error.status_code, headers=error.headers
         )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in error.errors()]
-        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+        return JSONResponse({"detail": clean_message("; ".join(parts)) or "invalid request"}, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, error: Exception) -> JSONResponse:
@@ -101,7 +114,7 @@ def create_app(config: ServerConfig, manager: JobManager, token: str, port: int,
             ) from None
         with reservation:
             try:
-                parts = await reader.read(request.stream())
+                parts = await read_body(request, reader, config.body_timeout, stopping)
             except ClientDisconnect:
                 return JSONResponse({"detail": "client disconnected"}, status_code=400)
             params = parse_params(parts.get("params"))
@@ -145,9 +158,87 @@ def create_app(config: ServerConfig, manager: JobManager, token: str, port: int,
             raise ApiError(409, f"job {job.id} is {job.state}, results exist only when it is done")
         return result_response(result, name, fmt)
 
-    return SecurityMiddleware(
-        app, token=token, port=port, max_body=config.max_body, on_authenticated=manager.touch
+    return JsonErrors(
+        SecurityMiddleware(
+            app, token=token, port=port, max_body=config.max_body, on_authenticated=manager.touch
+        )
     )
+
+
+async def read_body(
+    request: Request, reader: FormReader, timeout: float, stopping: threading.Event
+) -> dict[str, Part]:
+    """Feed the request body to `reader`, refusing an upload that is too slow (408) and
+    answering at once when the engine begins to shut down (503).
+
+    An upload may pause at most `timeout` seconds at a time, and after `t` seconds it must have
+    delivered at least (t - timeout) · BODY_MIN_RATE bytes: a client trickling bytes cannot
+    hold a queue slot for longer than that.
+    """
+    started = time.monotonic()
+    slow = ApiError(
+        408,
+        f"the upload was too slow (a pause over {timeout:g} s, or under {BODY_MIN_RATE >> 20} MiB/s); "
+        "nothing was queued",
+        {"Connection": "close"},
+    )
+    while True:
+        chunk_wait = asyncio.ensure_future(request.receive())
+        waited_from = time.monotonic()
+        try:
+            while not chunk_wait.done():
+                if stopping.is_set():
+                    raise ApiError(
+                        503, "the engine is shutting down; nothing was queued", {"Connection": "close"}
+                    )
+                now = time.monotonic()
+                deadline = min(waited_from + timeout, started + timeout + reader.received / BODY_MIN_RATE)
+                if now >= deadline:
+                    raise slow
+                await asyncio.wait({chunk_wait}, timeout=min(0.25, deadline - now))
+        finally:
+            if not chunk_wait.done():
+                chunk_wait.cancel()
+        message = chunk_wait.result()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        reader.feed(message.get("body", b""))
+        if not message.get("more_body", False):
+            return reader.finish()
+
+
+class JsonErrors:
+    """Outermost ASGI layer: whatever escapes the application before it has started its answer
+    (an unexpected exception, or the task being cancelled when shutdown runs out of patience)
+    still gets the API's JSON instead of uvicorn's plain-text 500."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if started:
+                raise
+            await send_error(send, 503, "the engine is shutting down", [(b"connection", b"close")])
+        except Exception as error:
+            if started:
+                raise
+            await send_error(
+                send, 500, f"internal error: {type(error).__name__}", [(b"connection", b"close")]
+            )
 
 
 def parse_params(part: Part | None) -> AnalogyParams:

@@ -28,7 +28,17 @@ class ServerConfig:
     parent_pid: int | None = None
     runtime_file: Path | None = None
     lazy_model: bool = False  # load the network on the first job instead of at start
+    # Slow-client guards (see protocol.py and app.py): request line and headers must arrive within
+    # header_timeout; an upload may pause at most body_timeout and must average BODY_MIN_RATE
+    # beyond that; at most max_connections connections are open at once.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 64
     test_hooks: bool = False  # DIA_TEST_HOOKS=1 only; enables the hidden `_test_hook` form field
+
+
+BODY_MIN_RATE = 1 << 20  # bytes per second an upload must average beyond body_timeout
+KEEP_ALIVE_SECONDS = 5  # an idle connection between requests is closed after this long
 
 
 def test_hooks_enabled() -> bool:

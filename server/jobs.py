@@ -220,6 +220,7 @@ class JobManager:
                 "model_loaded": self.pool.loaded,
                 "model_error": self.pool.error,
                 "queue_length": len(self._queue),
+                "uploads": self._reserved,  # uploads being received, each holding a queue slot
                 "running": self._running.id if self._running is not None else None,
             }
 

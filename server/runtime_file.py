@@ -2,6 +2,11 @@
 
 It holds the token, so it is created 0600 from the start (never chmod-ed after writing) and
 swapped into place atomically: a reader sees either no file or a complete one.
+
+Whatever sits at that path is not trusted: `read` opens it without following a symbolic link
+and without blocking (a FIFO), and accepts only a regular file owned by this user with no
+permissions for group or others, of at most MAX_SIZE bytes. Which engine owns the path is
+decided by a lock (`lock`) on `<runtime file>.lock` beside it, not by the file's contents.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +22,7 @@ from typing import Any
 
 APP_DIR = "deep-image-analogy"
 FILE_NAME = "engine.json"
+MAX_SIZE = 4096  # a real runtime file is about 150 bytes
 
 
 def default_path(environ: dict[str, str] | None = None) -> Path:
@@ -47,12 +54,87 @@ def write(path: Path, info: dict[str, Any]) -> None:
 
 
 def read(path: Path) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+    """The runtime file's contents, or None when it is missing, unreadable or not trustworthy."""
+    data = read_trusted(path)
+    if data is None:
         return None
-    return data if isinstance(data, dict) else None
+    try:
+        info = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def read_trusted(path: Path, max_size: int = MAX_SIZE) -> bytes | None:
+    """The bytes of `path` if it is a regular file (not a link), ours, private and small."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # missing, a symlink (ELOOP), no permission
+        return None
+    try:
+        info = os.fstat(fd)
+        if not trusted(info):
+            return None
+        data = os.read(fd, max_size + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= max_size else None
+
+
+def trusted(info: os.stat_result) -> bool:
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    if sys.platform == "win32":  # no owner or mode bits to check; the folder is per-user
+        return True
+    return info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0
+
+
+class Lock:
+    """An exclusive lock on `<runtime file>.lock`, held for the engine's lifetime (the kernel
+    drops it when the process ends, however it ends). Where flock does not exist (Windows) it
+    always succeeds, which leaves the old check on the runtime file's contents as the only one."""
+
+    def __init__(self, runtime: Path) -> None:
+        self.path = runtime.with_name(runtime.name + ".lock")
+        self._fd: int | None = None
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:
+            self.enforced = False
+        else:
+            self.enforced = True
+
+    def acquire(self) -> bool:
+        """True if this process now owns the runtime file's path; False if another engine does."""
+        try:
+            import fcntl
+        except ImportError:
+            return True
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.path, flags | getattr(os, "O_NONBLOCK", 0), 0o600)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{self.path} is not a regular file")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        # The lock file itself stays: removing it would let a third engine lock a new file
+        # while a second one still waits on the old one.
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def remove_if_ours(path: Path, pid: int, token: str) -> bool:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,12 @@ class Engine:
     """`python -m server` in a subprocess; requests go through a Session carrying the token."""
 
     def __init__(
-        self, workdir: Path, *args: str, hooks: bool = False, env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        *args: str,
+        hooks: bool = False,
+        env: dict[str, str] | None = None,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -35,6 +41,7 @@ class Engine:
         self.env.pop("DIA_TEST_HOOKS", None)
         if hooks:
             self.env["DIA_TEST_HOOKS"] = "1"
+        self.preexec = preexec  # run in the child before exec (e.g. to lower a resource limit)
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         self.session = requests.Session()
@@ -51,16 +58,23 @@ class Engine:
             *self.args,
         ]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
-            if self.runtime_file.exists():
-                self.info = json.loads(self.runtime_file.read_text())
-                self.session.headers["X-DIA-Token"] = self.info["token"]
-                return self
+            # is_file: a FIFO or a link to a device planted there is not the engine's file.
+            if self.runtime_file.is_file() and not self.runtime_file.is_symlink():
+                info = json.loads(self.runtime_file.read_text())
+                if info.get("pid") == self.proc.pid:  # not a file left or planted there before
+                    self.info = info
+                    self.session.headers["X-DIA-Token"] = self.info["token"]
+                    return self
             time.sleep(0.05)
+        self.proc.kill()  # do not leave it behind (e.g. hung at start)
+        self.proc.wait()
         raise RuntimeError(f"engine did not start in {timeout} s:\n{self.log()}")
 
     @property

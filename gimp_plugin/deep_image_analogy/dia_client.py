@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -31,6 +32,8 @@ POLL_INTERVAL_S = 0.3
 # connection failures while polling mean that it died.
 POLL_FAILURES = 6
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+RUNTIME_FILE_MAX = 4096  # a real runtime file is about 150 bytes
+EXIT_ALREADY_RUNNING = 3  # the engine's exit code when another engine owns the runtime file
 
 
 class EngineError(Exception):
@@ -82,9 +85,30 @@ def flatpak_runtime_file(env: dict[str, str]) -> Path:
 
 
 def read_runtime_file(path: Path) -> dict[str, Any] | None:
+    """The engine's port and token, from a file we can trust (as the engine checks it): a
+    regular file, not a symbolic link, owned by this user, private (no group or other
+    permissions) and small. Opened without blocking, so a FIFO there cannot hang GIMP."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077):
+            return None
+        data = os.read(fd, RUNTIME_FILE_MAX + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > RUNTIME_FILE_MAX:
+        return None
+    try:
+        info = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(info, dict) or not isinstance(info.get("port"), int) or not info.get("token"):
         return None
@@ -333,6 +357,11 @@ def launch(runtime: Path, notify: Notify | None = None, timeout: float = START_T
         if engine is not None:
             return engine
         code = proc.poll()
+        if code == EXIT_ALREADY_RUNNING and waited <= timeout:
+            # Another engine took the runtime file first (two filters started at once): it
+            # publishes the file once it is ready; keep waiting for that one.
+            time.sleep(0.5)
+            continue
         if code is not None:
             raise EngineError(f"The engine exited at start (code {code}): {log_tail(log_path)}\n"
                               + start_hint(runtime))
