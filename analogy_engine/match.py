@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .fields import clamp_field, shift
+
 
 def normalize(features: Tensor, eps: float = 1e-8) -> Tensor:
     """Scale each feature vector of a (C, H, W) map to unit length."""
@@ -47,28 +49,6 @@ def project(first: Tensor, second: Tensor, dims: int | None, sample: int = 8192)
     _, vectors = torch.linalg.eigh(subset.T @ subset)
     basis = vectors[:, -dims:].to(first.dtype)
     return (first @ basis).contiguous(), (second @ basis).contiguous()
-
-
-def identity_field(src_hw: tuple[int, int], tgt_hw: tuple[int, int], device: torch.device) -> Tensor:
-    """Each source cell mapped to the cell at the same relative position in the target."""
-    (h, w), (th, tw) = src_hw, tgt_hw
-    ys = ((torch.arange(h, device=device) + 0.5) * th / h).long().clamp_(0, th - 1)
-    xs = ((torch.arange(w, device=device) + 0.5) * tw / w).long().clamp_(0, tw - 1)
-    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
-
-
-def clamp_field(field: Tensor, tgt_hw: tuple[int, int]) -> Tensor:
-    return torch.stack(
-        (field[..., 0].clamp(0, tgt_hw[0] - 1), field[..., 1].clamp(0, tgt_hw[1] - 1)), dim=-1
-    )
-
-
-def shift(field: Tensor, dy: int, dx: int) -> Tensor:
-    """field(p + (dy, dx)) for every p, with the border cell repeated outside the map."""
-    h, w = field.shape[:2]
-    ys = (torch.arange(h, device=field.device) + dy).clamp_(0, h - 1)
-    xs = (torch.arange(w, device=field.device) + dx).clamp_(0, w - 1)
-    return field[ys][:, xs]
 
 
 def pad_edges(source: Tensor, radius: int) -> Tensor:
@@ -168,49 +148,3 @@ def patchmatch(
             )
             consider(field + noise)
     return field, best
-
-
-def upsample_field(
-    field: Tensor, out_hw: tuple[int, int], tgt_hw: tuple[int, int], prev_tgt_hw: tuple[int, int]
-) -> Tensor:
-    """Carry a field to a finer grid: each fine cell keeps its offset inside the coarse cell.
-
-    `field` maps a (h, w) grid into a `prev_tgt_hw` grid; the result maps an `out_hw` grid into a
-    `tgt_hw` grid (both scaled versions of the old ones).
-    """
-    return clamp_field(resample_flow(field, out_hw, tgt_hw, prev_tgt_hw).round().long(), tgt_hw)
-
-
-def cell_positions(n_out: int, n_cells: int, device: torch.device) -> Tensor:
-    """Centre of each of `n_out` output rows (or columns) in the units of `n_cells` coarse cells."""
-    return (torch.arange(n_out, device=device, dtype=torch.float32) + 0.5) * (n_cells / n_out) - 0.5
-
-
-def through_cells(
-    field: Tensor, cells_y: Tensor, cells_x: Tensor, pos_y: Tensor, pos_x: Tensor, scale: tuple[float, float]
-) -> Tensor:
-    """Where each output pixel lands in the target when seen through the given coarse cells.
-
-    The cell's match moved by the pixel's offset from that cell, then scaled from the coarse
-    target's grid to the new one: (y, x) float, unclamped. `cells_*` are float cell indices
-    inside the field, `pos_*` the pixels' positions from `cell_positions`.
-    """
-    coarse = field[cells_y.long()][:, cells_x.long()].float()
-    y = (coarse[..., 0] + (pos_y - cells_y)[:, None] + 0.5) * scale[0] - 0.5
-    x = (coarse[..., 1] + (pos_x - cells_x)[None, :] + 0.5) * scale[1] - 0.5
-    return torch.stack((y, x), dim=-1)
-
-
-def resample_flow(
-    field: Tensor, out_hw: tuple[int, int], tgt_hw: tuple[int, int], prev_tgt_hw: tuple[int, int]
-) -> Tensor:
-    """Float version of `upsample_field` (y, x) in the new target's pixel units, unclamped.
-
-    Uses the nearest coarse cell's match plus the sub-cell position, so within a coarse cell the
-    fine field is a pure translation of the target (texture is copied, not stretched).
-    """
-    h, w = field.shape[:2]
-    py = cell_positions(out_hw[0], h, field.device)
-    px = cell_positions(out_hw[1], w, field.device)
-    scale = (tgt_hw[0] / prev_tgt_hw[0], tgt_hw[1] / prev_tgt_hw[1])
-    return through_cells(field, py.round().clamp(0, h - 1), px.round().clamp(0, w - 1), py, px, scale)

@@ -61,6 +61,9 @@ class Preset:
     invert_depth: tuple[int, int, int, int] = (2, 2, 2, 2)
     # Patch size of the final vote when the input is about the working size (the original: 3).
     full_res_patch: int = 3
+    # How many levels (from relu5_1 down) match on a pyramid at half the working size before the
+    # field moves to the working-size pyramid (see plan.py); 0: one pyramid, as the original.
+    semantic_levels: int = 0
 
 
 PRESETS: dict[str, Preset] = {

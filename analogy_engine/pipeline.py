@@ -7,7 +7,6 @@ look) at the inputs' full resolution, with both fields and per-pixel match confi
 from __future__ import annotations
 
 import os
-import resource
 import time
 from dataclasses import dataclass, field
 
@@ -16,7 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import match
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
+from . import fields, match
+from .devices import resolve_device
 from .imageio import check_size
 from .invert import invert
 from .params import (
@@ -26,20 +31,14 @@ from .params import (
     resolve,
     working_size,
 )
+from .plan import Plan, Step
+from .plan import plan as make_plan
 from .reconstruct import refine, vote, warp
-from .types import AnalogyResult, CancelFn, Cancelled, InputError, ProgressFn
+from .types import AnalogyResult, CancelFn, Cancelled, InputError, ObserveFn, ProgressFn
 from .upscale import upscale
-from .vgg import CHANNELS, VGG19, preprocess
+from .vgg import VGG19, preprocess
 
 MASK_THRESHOLD = 0.05  # of the min–max-normalised squared feature magnitude (the paper's τ)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ParamsError("device 'cuda' was asked for but this PyTorch sees no CUDA GPU; use auto or cpu")
-    return torch.device(name)
 
 
 @dataclass
@@ -51,7 +50,7 @@ class Engine:
 
     @classmethod
     def load(cls, device: str = "auto") -> Engine:
-        dev = pick_device(device)
+        dev = resolve_device(device)
         if dev.type == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
         engine = cls(vgg=VGG19.pretrained(dev), device=dev)
@@ -147,28 +146,122 @@ def _hw(t: Tensor) -> tuple[int, int]:
     return (t.shape[-2], t.shape[-1])
 
 
-def _plan(settings: Settings, vgg: VGG19, a_hw: tuple[int, int], b_hw: tuple[int, int]) -> dict:
-    """Work units per stage, in multiply-adds, so the progress bar moves at an even pace."""
-    preset = settings.preset
-    units: dict = {"features": 2 * vgg.flops(0, 5, *a_hw) + vgg.flops(0, 5, *b_hw), "match": {}, "invert": {}}
-    for i, level in enumerate(range(5, 0, -1)):
-        scale = 2 ** (level - 1)
-        for name, src, tgt in (("ab", a_hw, b_hw), ("ba", b_hw, a_hw)):
-            hw = (src[0] // scale, src[1] // scale)
-            radius = preset.search_radii[i] or max(tgt[0] // scale, tgt[1] // scale)
-            n = match.count_candidates(hw, preset.pm_iterations[i], radius, preset.propagation_jumps[i])
-            dims = min(preset.match_dims[i] or 2 * CHANNELS[level], 2 * CHANNELS[level])
-            # Gathers run at about 1/40 of a convolution's multiply-add rate, and each of the k²
-            # gathers has a fixed cost of some tens of microseconds (measured on CPU).
-            per = preset.patch_sizes[i] ** 2 * (hw[0] * hw[1] * dims * 40 + 2e6)
-            units["match"][(level, name)] = (n + 1, per)
-            if level > 1:
-                depth = min(preset.invert_depth[i], level)
-                low = level - depth
-                low_hw = (src[0] // 2 ** max(low - 1, 0), src[1] // 2 ** max(low - 1, 0))
-                evals = max(1, preset.lbfgs_iterations[i] * 5 // 4)
-                units["invert"][(level, name)] = (evals, 3 * vgg.flops(low, level, *low_hw))
-    return units
+Pyramid = list[Tensor]  # [preprocessed image, relu1_1, …, relu5_1], each (C, H, W)
+
+
+@dataclass
+class _Direction:
+    """One direction of the analogy (A → B′ or B′ → A) as the loop carries it between steps."""
+
+    name: str  # "ab" or "ba"
+    own: int  # index of the source image in a pyramid pair (0: A, 1: B′)
+    field: Tensor | None = None
+    similarity: Tensor | None = None
+    unknown: Tensor | None = None  # A′ (or B) features at the current step
+
+
+def extract_features(
+    vgg: VGG19, images: list[Tensor], sizes: tuple[tuple[int, int], ...], work: _Work
+) -> list[Pyramid]:
+    """VGG pyramids of each image at each size (sizes[i] for images[i]); cancel between layers."""
+    out = []
+    for image, hw in zip(images, sizes, strict=True):
+        x = preprocess(_resize(image, hw)[None])
+        pyramid = [x[0]]
+        for level in range(1, 6):
+            x = vgg.run(x, level - 1, level)
+            pyramid.append(x[0])
+            work.check()
+        out.append(pyramid)
+    return out
+
+
+def _entry_features(
+    step: Step, previous: Step | None, direction: _Direction, own: Pyramid, other: Pyramid,
+    settings: Settings, vgg: VGG19, work: _Work,
+) -> Tensor:
+    """R at this step: the other image's look in the source's layout, before the blend."""
+    if step.entry == "top":
+        return own[step.level]
+    assert previous is not None and direction.field is not None
+    if step.entry == "carry":
+        # The field, carried from the semantic pyramid to this grid, votes the other image's own
+        # features: they exist at this level, so nothing needs inverting.
+        return vote(other[step.level], direction.field, step.patch)
+    # The paper's deconvolution: vote at the previous level, invert down to this one.
+    target = vote(other[previous.level], direction.field, previous.patch)
+    low = previous.level - step.invert_depth
+    start_field = fields.upsample_field(
+        direction.field, _hw(own[low]), _hw(other[low]), _hw(other[previous.level])
+    )
+    start = warp(other[low], start_field)
+    _, per = step.entry_units[0 if direction.name == "ab" else 1]
+    return invert(
+        vgg, target, start, previous.level, step.invert_depth, step.lbfgs_iterations,
+        settings.preset.lbfgs_history, step=lambda _evals, per=per: work.add(per),
+    )
+
+
+def _carry(field: Tensor | None, previous: Step | None, step: Step, own: int) -> Tensor:
+    """The previous step's field on this step's grids (source `own`: 0 for A, 1 for B′)."""
+    assert field is not None and previous is not None
+    grids, before = (step.a_hw, step.b_hw), (previous.a_hw, previous.b_hw)
+    return fields.upsample_field(field, grids[own], grids[1 - own], before[1 - own])
+
+
+def match_pyramids(
+    plan: Plan, pyramids: list[list[Pyramid]], settings: Settings, vgg: VGG19, work: _Work,
+    timer: _Timer, generator: torch.Generator, observe: ObserveFn | None = None,
+) -> tuple[_Direction, _Direction]:
+    """The coarse-to-fine loop of `plan`: both fields at the working size, with similarities."""
+    directions = (_Direction("ab", 0), _Direction("ba", 1))
+    previous: Step | None = None
+    for step in plan.steps:
+        work.check()
+        pair = pyramids[step.pyramid]
+        grids = (step.a_hw, step.b_hw)
+        for d in directions:
+            own, other = pair[d.own], pair[1 - d.own]
+            src_hw, tgt_hw = grids[d.own], grids[1 - d.own]
+            what = "A′" if d.name == "ab" else "B"
+            if step.entry == "invert":
+                work.begin(f"inverting level {previous.level} → {step.level} ({what})")  # type: ignore[union-attr]
+            elif step.entry == "carry":
+                work.begin(f"carrying the semantic field to level {step.level} ({what})")
+            t = time.perf_counter()
+            if step.entry == "carry":
+                d.field = _carry(d.field, previous, step, d.own)
+            r = _entry_features(step, previous, d, own, other, settings, vgg, work)
+            work.check()
+            if step.entry == "top":
+                d.field = fields.identity_field(src_hw, tgt_hw, own[step.level].device)
+            elif step.entry == "invert":
+                d.field = _carry(d.field, previous, step, d.own)
+            weight = _blend_weight(own[step.level], step.alpha)
+            d.unknown = own[step.level] * weight + r * (1 - weight)
+            timer.add("inversion", t)
+        t = time.perf_counter()
+        # A with A′ against B with B′: one dot product is the paper's two-pair similarity.
+        stack_a, stack_b = match.project(
+            match.stack_pairs(pair[0][step.level], directions[0].unknown),
+            match.stack_pairs(directions[1].unknown, pair[1][step.level]),
+            step.dims,
+        )
+        stacks = (stack_a, stack_b)
+        for d in directions:
+            src, tgt = stacks[d.own], stacks[1 - d.own]
+            n, per = step.match_units[0 if d.name == "ab" else 1]
+            work.begin(f"matching {step.label} ({'A→B′' if d.name == 'ab' else 'B′→A'})")
+            radius = step.radius_cells or max(tgt.shape[0], tgt.shape[1])
+            d.field, d.similarity = match.patchmatch(
+                src, tgt, d.field, step.patch, step.iterations, radius, step.jumps, generator,
+                step=lambda per=per: work.add(per),
+            )
+        timer.add("matching", t)
+        if observe is not None:
+            observe(step, directions[0].field, directions[1].field)
+        previous = step
+    return directions
 
 
 def analogy(
@@ -178,127 +271,91 @@ def analogy(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     engine: Engine | None = None,
+    observe: ObserveFn | None = None,
 ) -> AnalogyResult:
     """Deep Image Analogy of A (content) and B′ (reference), both (H, W, 3) uint8 RGB.
 
-    Raises InputError/ParamsError for unusable input (nothing is computed), Cancelled when
-    `cancel()` returns True (polled about every pass of the network).
+    `engine` is the loaded network (`Engine.load`); it must serve `params.device`. Raises
+    InputError/ParamsError for unusable input (nothing is computed), Cancelled when `cancel()`
+    returns True (polled between network layers and PatchMatch candidates). `observe(step,
+    field_ab, field_ba)` sees the fields after each step of the plan (diagnostics).
     """
     params = params if params is not None else AnalogyParams()
     settings = resolve(params)
-    preset = settings.preset
     check_image(a, "A")
     check_image(b_prime, "B′")
-    if engine is None or not engine.serves(params.device):
-        engine = Engine.load(params.device)
-    vgg, device = engine.vgg, engine.device
+    if engine is None:
+        raise ParamsError("analogy() needs a loaded engine: engine=Engine.load(device)")
+    if not engine.serves(params.device):
+        raise ParamsError(f"this engine runs on {engine.device.type}, the params ask for {params.device}")
+    device = engine.device
     timer = _Timer(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     generator = torch.Generator(device=device).manual_seed(params.seed)
-
     a_full, b_full = _to_tensor(a, device), _to_tensor(b_prime, device)
     a_hw = working_size(*a.shape[:2], params.size, settings.ratio)
     b_hw = working_size(*b_prime.shape[:2], params.size, settings.ratio)
-    plan = _plan(settings, vgg, a_hw, b_hw)
-    total = plan["features"] + sum(n * per for n, per in plan["match"].values())
-    total += sum(n * per for n, per in plan["invert"].values())
-    reconstruct_units = 0.05 * total
-    work = _Work(total + reconstruct_units, progress, cancel)
+    schedule = make_plan(settings, engine.vgg, a_hw, b_hw)
+    work = _Work(schedule.total_units, progress, cancel)
 
     with torch.no_grad():
         work.begin("features")
         t = time.perf_counter()
-        a_small, b_small = _resize(a_full, a_hw), _resize(b_full, b_hw)
-        feat_a = [f[0] for f in vgg.features(preprocess(a_small[None]))]
-        work.check()
-        feat_bp = [f[0] for f in vgg.features(preprocess(b_small[None]))]
-        work.add(plan["features"])
+        used = sorted({step.pyramid for step in schedule.steps})
+        pyramids: list[list[Pyramid]] = [[], []]
+        for p in used:
+            pyramids[p] = extract_features(engine.vgg, [a_full, b_full], schedule.pyramid_hw[p], work)
+        work.add(schedule.feature_units)
         t = timer.add("features", t)
-
-        # The unknown images' features: A′ and B start as copies of A and B′ at the top level.
-        feat_ap: dict[int, Tensor] = {5: feat_a[5]}
-        feat_b: dict[int, Tensor] = {5: feat_bp[5]}
-        field_ab = match.identity_field(_hw(feat_a[5]), _hw(feat_bp[5]), device)
-        field_ba = match.identity_field(_hw(feat_bp[5]), _hw(feat_a[5]), device)
-        sim_ab = sim_ba = None
-
-        for i, level in enumerate(range(5, 0, -1)):
-            patch = preset.patch_sizes[i]
-            work.check()
-            stack_a, stack_b = match.project(
-                match.stack_pairs(feat_a[level], feat_ap[level]),
-                match.stack_pairs(feat_b[level], feat_bp[level]),
-                preset.match_dims[i],
-            )
-            fields = {}
-            for name, src, tgt, init in (
-                ("ab", stack_a, stack_b, field_ab),
-                ("ba", stack_b, stack_a, field_ba),
-            ):
-                n, per = plan["match"][(level, name)]
-                work.begin(f"matching level {level} ({'A→B′' if name == 'ab' else 'B′→A'})")
-                radius = preset.search_radii[i] or max(tgt.shape[0], tgt.shape[1])
-                fields[name] = match.patchmatch(
-                    src, tgt, init, patch, preset.pm_iterations[i], radius,
-                    preset.propagation_jumps[i], generator, step=lambda per=per: work.add(per),
-                )
-            (field_ab, sim_ab), (field_ba, sim_ba) = fields["ab"], fields["ba"]
-            t = timer.add("matching", t)
-            if level == 1:
-                break
-
-            # R at level − 1 from the other image's features warped through the field, blended with
-            # the image's own features where they are strong (structure kept, detail transferred).
-            alpha = settings.alphas[i]
-            depth = min(preset.invert_depth[i], level)
-            for name, fld, own, other, out in (
-                ("ab", field_ab, feat_a, feat_bp, feat_ap),
-                ("ba", field_ba, feat_bp, feat_a, feat_b),
-            ):
-                n, per = plan["invert"][(level, name)]
-                work.begin(f"inverting level {level} → {level - 1} ({'A′' if name == 'ab' else 'B'})")
-                target = vote(other[level], fld, patch)
-                low = level - depth
-                start_field = match.upsample_field(fld, _hw(own[low]), _hw(other[low]), _hw(other[level]))
-                start = warp(other[low], start_field)
-                r = invert(
-                    vgg, target, start, level, depth, preset.lbfgs_iterations[i], preset.lbfgs_history,
-                    step=lambda _evals, per=per: work.add(per),
-                )
-                work.check()
-                weight = _blend_weight(own[level - 1], alpha)
-                out[level - 1] = own[level - 1] * weight + r * (1 - weight)
-            t = timer.add("inversion", t)
-            field_ab = match.upsample_field(
-                field_ab, _hw(feat_a[level - 1]), _hw(feat_bp[level - 1]), _hw(feat_bp[level])
-            )
-            field_ba = match.upsample_field(
-                field_ba, _hw(feat_bp[level - 1]), _hw(feat_a[level - 1]), _hw(feat_a[level])
-            )
-
+        ab, ba = match_pyramids(schedule, pyramids, settings, engine.vgg, work, timer, generator, observe)
+        t = time.perf_counter()
         work.begin("reconstructing at full resolution")
         outputs = {}
-        for name, fld, src_full, tgt_full, tgt_hw, sim in (
-            ("ab", field_ab, a_full, b_full, b_hw, sim_ab),
-            ("ba", field_ba, b_full, a_full, a_hw, sim_ba),
-        ):
-            flow, image = upscale(fld, tgt_hw, _hw(src_full), tgt_full, preset.full_res_patch, work.check)
-            if settings.refine:
-                image = refine(src_full, image, step=work.check)
-            confidence = F.interpolate(
-                sim[None, None], size=_hw(src_full), mode="bilinear", align_corners=False
-            )[0, 0].clamp(0, 1)
-            outputs[name] = (image, flow, confidence)
-            work.add(reconstruct_units / 2)
+        for d, src_full, tgt_full, tgt_hw in ((ab, a_full, b_full, b_hw), (ba, b_full, a_full, a_hw)):
+            outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work)
+            work.add(schedule.reconstruct_units / 2)
         timer.add("reconstruction", t)
 
-    total_seconds = time.perf_counter() - started
     (a_prime, flow_ab, conf_a), (b_img, flow_ba, conf_b) = outputs["ab"], outputs["ba"]
-    report = {
+    report = _report(params, settings, device, a, b_prime, a_hw, b_hw, timer, time.perf_counter() - started)
+    if progress is not None:
+        progress(1.0, "done")
+    return AnalogyResult(
+        a_prime=_to_numpy(a_prime),
+        b=_to_numpy(b_img),
+        flow_ab=_flow_xy(flow_ab, _hw(b_full)),
+        flow_ba=_flow_xy(flow_ba, _hw(a_full)),
+        confidence_a_prime=conf_a.float().cpu().numpy(),
+        confidence_b=conf_b.float().cpu().numpy(),
+        report=report,
+    )
+
+
+def _reconstruct(
+    d: _Direction, src_full: Tensor, tgt_full: Tensor, tgt_hw: tuple[int, int], settings: Settings,
+    work: _Work,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(image, flow, confidence) at the source's full size from the working-size field."""
+    assert d.field is not None and d.similarity is not None
+    patch = settings.preset.full_res_patch
+    flow, image = upscale(d.field, tgt_hw, _hw(src_full), tgt_full, patch, work.check)
+    if settings.refine:
+        image = refine(src_full, image, step=work.check)
+    confidence = F.interpolate(
+        d.similarity[None, None], size=_hw(src_full), mode="bilinear", align_corners=False
+    )[0, 0].clamp(0, 1)
+    return image, flow, confidence
+
+
+def _report(
+    params: AnalogyParams, settings: Settings, device: torch.device, a: np.ndarray, b_prime: np.ndarray,
+    a_hw: tuple[int, int], b_hw: tuple[int, int], timer: _Timer, total_seconds: float,
+) -> dict:
+    return {
         "params": params.to_dict(),
-        "preset": preset.name,
+        "preset": settings.preset.name,
         "alphas": list(settings.alphas),
         "ratio": settings.ratio,
         "refine": settings.refine,
@@ -312,25 +369,19 @@ def analogy(
         "peak_memory_mb": _peak_memory_mb(device),
         "torch": torch.__version__,
     }
-    if progress is not None:
-        progress(1.0, "done")
-    return AnalogyResult(
-        a_prime=_to_numpy(a_prime),
-        b=_to_numpy(b_img),
-        flow_ab=_flow_xy(flow_ab),
-        flow_ba=_flow_xy(flow_ba),
-        confidence_a_prime=conf_a.float().cpu().numpy(),
-        confidence_b=conf_b.float().cpu().numpy(),
-        report=report,
-    )
 
 
-def _flow_xy(flow_yx: Tensor) -> np.ndarray:
-    return np.ascontiguousarray(flow_yx.flip(-1).float().cpu().numpy(), dtype=np.float32)
+def _flow_xy(flow_yx: Tensor, tgt_hw: tuple[int, int]) -> np.ndarray:
+    """(y, x) → (x, y), kept inside the target's pixel centres [0, W−1] × [0, H−1]."""
+    y = flow_yx[..., 0].clamp(0, tgt_hw[0] - 1)
+    x = flow_yx[..., 1].clamp(0, tgt_hw[1] - 1)
+    return np.ascontiguousarray(torch.stack((x, y), -1).float().cpu().numpy(), dtype=np.float32)
 
 
 def _peak_memory_mb(device: torch.device) -> dict[str, float]:
-    peak = {"process_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    peak: dict[str, float] = {}
+    if resource is not None:  # Unix only
+        peak["process_rss"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if device.type == "cuda":
         peak["cuda_allocated"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return peak

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .match import clamp_field, shift
+from .fields import clamp_field, shift
 
 
 def warp(values: Tensor, field: Tensor) -> Tensor:

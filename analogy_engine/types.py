@@ -12,6 +12,8 @@ import numpy as np
 ProgressFn = Callable[[float, str], None]
 # cancel() -> True when the caller wants the work to stop; polled at least every second or so.
 CancelFn = Callable[[], bool]
+# observe(plan step, field A→B′, field B′→A) after each step of the coarse-to-fine loop.
+ObserveFn = Callable[[Any, Any, Any], None]
 
 
 class Cancelled(Exception):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .match import cell_positions, clamp_field, resample_flow, through_cells
+from .fields import cell_positions, clamp_field, resample_flow, through_cells
 from .reconstruct import vote
 
 # Below this ratio of full to working size the classic patch vote is used as is.

@@ -211,3 +211,27 @@ CASES: dict[str, Callable[[], Case]] = {
     "shift": lambda: shift_case(7, -5, side=128),
     "rotation": lambda: rotation_case(6.0, 1.06, side=160),
 }
+
+
+
+def field_error(
+    field: torch.Tensor, tgt_grid: tuple[int, int], truth: np.ndarray, valid: np.ndarray,
+    tgt_shape: tuple[int, int],
+) -> tuple[float, float]:
+    """(share of cells within 1 cell of the truth, median error in full-resolution pixels).
+
+    `field` (h, w, 2) maps cells over the source image into the `tgt_grid` cells over the
+    target image (full size `tgt_shape`); `truth` is the true flow, (x, y) in target pixels for
+    each source pixel, scored where `valid`. The cell nearest each source pixel answers for it.
+    """
+    src_h, src_w = truth.shape[:2]
+    h, w = field.shape[:2]
+    th, tw = tgt_grid
+    cy = np.clip(((np.arange(src_h) + 0.5) * h / src_h).astype(int), 0, h - 1)
+    cx = np.clip(((np.arange(src_w) + 0.5) * w / src_w).astype(int), 0, w - 1)
+    cells = field.cpu().numpy()[cy][:, cx].astype(np.float64)  # (y, x) target cells per pixel
+    scale = np.array([tgt_shape[1] / tw, tgt_shape[0] / th])  # pixels per cell, (x, y)
+    true_cells = (truth.astype(np.float64) + 0.5) / scale - 0.5
+    error_cells = np.abs(cells[..., ::-1] - true_cells).max(-1)
+    error_px = np.linalg.norm((cells[..., ::-1] + 0.5) * scale - 0.5 - truth, axis=-1)
+    return float(np.mean(error_cells[valid] <= 1.0)), float(np.median(error_px[valid]))

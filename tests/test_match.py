@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analogy_engine import match
+from analogy_engine import fields, match
 
 CPU = torch.device("cpu")
 
@@ -55,7 +55,7 @@ def test_stack_pairs_is_mean_cosine() -> None:
     assert s.shape == (5, 6, 16)
     cos = (F.cosine_similarity(a, c, dim=0) + F.cosine_similarity(b, d, dim=0)) / 2
     assert torch.allclose(torch.linalg.vecdot(s, t), cos, atol=1e-5)
-    field = match.identity_field((5, 6), (5, 6), CPU)
+    field = fields.identity_field((5, 6), (5, 6), CPU)
     assert torch.allclose(match.patch_similarity(s, s, field, 3), torch.ones(5, 6), atol=1e-5)
 
 
@@ -63,7 +63,7 @@ def test_stack_pairs_is_mean_cosine() -> None:
 def test_patchmatch_close_to_exhaustive_optimum(seed: int) -> None:
     source, target = stacks(24, 24, seed)
     _, optimum = exhaustive(source, target, 3)
-    start = match.identity_field((24, 24), (24, 24), CPU)
+    start = fields.identity_field((24, 24), (24, 24), CPU)
     start_score = match.patch_similarity(source, target, start, 3).mean().item()
     field, similarity = match.patchmatch(
         source, target, start, 3, iterations=10, radius=24, generator=torch.Generator().manual_seed(seed)
@@ -84,7 +84,7 @@ def test_patchmatch_recovers_a_shifted_target_exactly() -> None:
     dy, dx = 5, -3
     target = match.stack_pairs(*(f[:, 8:32, 8:32] for f in big))  # 24 × 24
     source = match.stack_pairs(*(f[:, 8 + dy : 32 + dy, 8 + dx : 32 + dx] for f in big))
-    start = match.identity_field((24, 24), (24, 24), CPU)
+    start = fields.identity_field((24, 24), (24, 24), CPU)
     field, similarity = match.patchmatch(
         source, target, start, 3, iterations=6, radius=24, generator=torch.Generator().manual_seed(1)
     )
@@ -121,7 +121,7 @@ def test_patchmatch_never_worse_than_start_and_counts_steps() -> None:
 
 def test_patchmatch_same_seed_same_field() -> None:
     source, target = stacks(16, 16, 7)
-    start = match.identity_field((16, 16), (16, 16), CPU)
+    start = fields.identity_field((16, 16), (16, 16), CPU)
     runs = [
         match.patchmatch(source, target, start, 3, 3, 16, generator=torch.Generator().manual_seed(9))[0]
         for _ in range(2)
@@ -132,18 +132,18 @@ def test_patchmatch_same_seed_same_field() -> None:
 def test_patchmatch_between_maps_of_different_sizes() -> None:
     source = match.stack_pairs(smooth_features(8, 10, 14, 0), smooth_features(8, 10, 14, 1))
     target = match.stack_pairs(smooth_features(8, 7, 20, 2), smooth_features(8, 7, 20, 3))
-    start = match.identity_field((10, 14), (7, 20), CPU)
+    start = fields.identity_field((10, 14), (7, 20), CPU)
     field, _ = match.patchmatch(source, target, start, 3, 2, 20, generator=torch.Generator().manual_seed(0))
     assert field.shape == (10, 14, 2)
     assert field[..., 0].max() <= 6 and field[..., 1].max() <= 19 and field.min() >= 0
 
 
 def test_identity_field() -> None:
-    same = match.identity_field((5, 7), (5, 7), CPU)
+    same = fields.identity_field((5, 7), (5, 7), CPU)
     ys, xs = torch.meshgrid(torch.arange(5), torch.arange(7), indexing="ij")
     assert torch.equal(same, torch.stack((ys, xs), -1))
     for src, tgt in (((4, 6), (8, 12)), ((9, 5), (4, 11)), ((3, 3), (16, 2))):
-        field = match.identity_field(src, tgt, CPU).double()
+        field = fields.identity_field(src, tgt, CPU).double()
         assert field.shape == (*src, 2)
         ys, xs = torch.meshgrid(torch.arange(src[0]), torch.arange(src[1]), indexing="ij")
         # Same relative position: the target cell holds the source cell's centre.
@@ -162,7 +162,7 @@ def random_field(hw: tuple[int, int], tgt_hw: tuple[int, int], seed: int) -> tor
 
 def test_upsample_field_times_two() -> None:
     field = random_field((6, 5), (7, 9), 0)
-    fine = match.upsample_field(field, (12, 10), (14, 18), (7, 9))
+    fine = fields.upsample_field(field, (12, 10), (14, 18), (7, 9))
     assert fine.dtype == torch.long and fine.shape == (12, 10, 2)
     for y in range(12):
         for x in range(10):
@@ -173,7 +173,7 @@ def test_upsample_field_times_two() -> None:
 @pytest.mark.parametrize("k", [2, 3, 4])
 def test_resample_flow_integer_factor(k: int) -> None:
     field = random_field((4, 6), (5, 3), k)
-    flow = match.resample_flow(field, (4 * k, 6 * k), (5 * k, 3 * k), (5, 3))
+    flow = fields.resample_flow(field, (4 * k, 6 * k), (5 * k, 3 * k), (5, 3))
     ys, xs = torch.meshgrid(torch.arange(4 * k), torch.arange(6 * k), indexing="ij")
     coarse = field[ys // k, xs // k].float()
     expected = k * coarse + torch.stack((ys % k, xs % k), -1).float()
@@ -183,8 +183,8 @@ def test_resample_flow_integer_factor(k: int) -> None:
 
 def test_resample_flow_keeps_identity_at_any_scale() -> None:
     for coarse, fine in (((8, 8), (20, 28)), ((6, 10), (6, 10)), ((12, 9), (37, 50))):
-        field = match.identity_field(coarse, coarse, CPU)
-        flow = match.resample_flow(field, fine, fine, coarse)
+        field = fields.identity_field(coarse, coarse, CPU)
+        flow = fields.resample_flow(field, fine, fine, coarse)
         ys, xs = torch.meshgrid(torch.arange(fine[0]), torch.arange(fine[1]), indexing="ij")
         assert torch.allclose(flow, torch.stack((ys, xs), -1).float(), atol=1e-4), (coarse, fine)
 
@@ -193,6 +193,6 @@ def test_resample_flow_scales_a_translation() -> None:
     # A field translating by (2, −1) cells on an 8 × 10 grid is a (6, −3) px translation at ×3.
     ys, xs = torch.meshgrid(torch.arange(8), torch.arange(10), indexing="ij")
     field = torch.stack((ys + 2, xs - 1), -1)
-    flow = match.resample_flow(field, (24, 30), (24, 30), (8, 10))
+    flow = fields.resample_flow(field, (24, 30), (24, 30), (8, 10))
     fy, fx = torch.meshgrid(torch.arange(24.0), torch.arange(30.0), indexing="ij")
     assert torch.allclose(flow, torch.stack((fy + 6, fx - 3), -1), atol=1e-4)

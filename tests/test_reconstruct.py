@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from analogy_engine import match
+from analogy_engine import fields
 from analogy_engine.reconstruct import box_filter, guided_filter, refine, vote, warp
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -28,7 +28,7 @@ def photo(side: int = 64) -> torch.Tensor:
 
 def shifted_field(hw: tuple[int, int], tgt_hw: tuple[int, int], dy: int, dx: int) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(hw[0]), torch.arange(hw[1]), indexing="ij")
-    return match.clamp_field(torch.stack((ys + dy, xs + dx), -1), tgt_hw)
+    return fields.clamp_field(torch.stack((ys + dy, xs + dx), -1), tgt_hw)
 
 
 def high_pass(x: torch.Tensor) -> torch.Tensor:
@@ -37,7 +37,7 @@ def high_pass(x: torch.Tensor) -> torch.Tensor:
 
 def test_identity_field_gives_the_input_back() -> None:
     image = photo()
-    field = match.identity_field((64, 64), (64, 64), CPU)
+    field = fields.identity_field((64, 64), (64, 64), CPU)
     assert torch.equal(warp(image, field), image)
     for patch in (1, 3, 5):
         assert torch.allclose(vote(image, field, patch), image, atol=1e-6), patch
