@@ -77,3 +77,16 @@ def resample_flow(
     px = cell_positions(out_hw[1], w, field.device)
     scale = (tgt_hw[0] / prev_tgt_hw[0], tgt_hw[1] / prev_tgt_hw[1])
     return through_cells(field, py.round().clamp(0, h - 1), px.round().clamp(0, w - 1), py, px, scale)
+
+
+def sample(values: Tensor, flow: Tensor) -> Tensor:
+    """values at float positions, bilinearly: (C, Ht, Wt) × (H, W, 2) (y, x) → (C, H, W).
+
+    Positions are clamped to the map; unlike `warp` through a rounded field, a position between
+    cells mixes its neighbours, so a sub-cell estimate survives into the features built from it.
+    """
+    th, tw = values.shape[1:]
+    y = flow[..., 0].clamp(0, th - 1) * (2 / max(th - 1, 1)) - 1
+    x = flow[..., 1].clamp(0, tw - 1) * (2 / max(tw - 1, 1)) - 1
+    grid = torch.stack((x, y), dim=-1)[None].to(values.dtype)
+    return torch.nn.functional.grid_sample(values[None], grid, mode="bilinear", align_corners=True)[0]

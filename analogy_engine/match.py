@@ -114,12 +114,16 @@ def patchmatch(
     jumps: tuple[int, ...] = (8, 4, 2, 1),
     generator: torch.Generator | None = None,
     step: Callable[[], None] | None = None,
+    coherence: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Improve `field` (source → target) and return it with its per-cell patch similarity.
 
     `radius` is the largest random-search radius in target cells (it halves down to 1).
-    `step()` is called after each scored candidate field (progress, cancellation); there are
-    `count_candidates(...)` of them.
+    `coherence` adds that much to a candidate's score for each of its four neighbours whose
+    match has the same offset (÷ 4): it only decides between near ties, so in flat regions,
+    where every match scores alike, the field takes its textured neighbours' offset instead of
+    an arbitrary one. `step()` is called after each scored candidate field (progress,
+    cancellation); there are `count_candidates(...)` of them.
     """
     tgt_hw = (target.shape[0], target.shape[1])
     field = clamp_field(field, tgt_hw)
@@ -127,11 +131,21 @@ def patchmatch(
     best = patch_similarity(source, target, field, patch, padded=True)
     h, w = field.shape[:2]
 
+    def agreement(candidate: Tensor) -> Tensor:
+        total = torch.zeros(h, w, device=field.device, dtype=best.dtype)
+        for dy, dx in ((0, -1), (-1, 0), (0, 1), (1, 0)):
+            neighbour = shift(field, dy, dx) - torch.tensor((dy, dx), device=field.device)
+            total += (neighbour == candidate).all(-1).to(best.dtype)
+        return total * (coherence / 4)
+
     def consider(candidate: Tensor) -> None:
         nonlocal field, best
         candidate = clamp_field(candidate, tgt_hw)
         score = patch_similarity(source, target, candidate, patch, padded=True)
-        better = score > best
+        if coherence > 0:
+            better = score + agreement(candidate) > best + agreement(field)
+        else:
+            better = score > best
         field = torch.where(better.unsqueeze(-1), candidate, field)
         best = torch.where(better, score, best)
         if step is not None:
@@ -148,3 +162,29 @@ def patchmatch(
             )
             consider(field + noise)
     return field, best
+
+
+def subcell(source: Tensor, target: Tensor, field: Tensor, patch: int) -> Tensor:
+    """The field with a sub-cell offset per cell: (H, W, 2) float target cells.
+
+    A match can only name whole cells, so a true shift of 3.5 cells is found as 3 or 4, and once
+    doubled on the next grid it can never become the true 7. The similarity one cell either side
+    of the match, on each axis, locates the peak between cells (as sub-pixel stereo does);
+    offsets are kept within half a cell and used only where the match is a peak on that axis.
+    """
+    tgt_hw = (target.shape[0], target.shape[1])
+    source = pad_edges(source, patch // 2)
+    best = patch_similarity(source, target, field, patch, padded=True)
+    offsets = []
+    for axis in (0, 1):
+        step = torch.zeros(2, dtype=field.dtype, device=field.device)
+        step[axis] = 1
+        below = patch_similarity(source, target, clamp_field(field - step, tgt_hw), patch, padded=True)
+        above = patch_similarity(source, target, clamp_field(field + step, tgt_hw), patch, padded=True)
+        # The similarity of shifted patches falls off like |x| near its peak, not like x², so the
+        # peak is where two lines of equal and opposite slope through the three samples meet.
+        drop = best - torch.minimum(below, above)
+        delta = 0.5 * (above - below) / drop.clamp_min(1e-6)
+        peak = (drop > 1e-6) & (best >= below) & (best >= above)
+        offsets.append(torch.where(peak, delta.clamp(-0.5, 0.5), torch.zeros_like(delta)))
+    return field.float() + torch.stack(offsets, dim=-1)

@@ -63,7 +63,10 @@ class Preset:
     full_res_patch: int = 3
     # How many levels (from relu5_1 down) match on a pyramid at half the working size before the
     # field moves to the working-size pyramid (see plan.py); 0: one pyramid, as the original.
-    semantic_levels: int = 0
+    # Used only where the working size's shorter side reaches plan.SEMANTIC_FROM.
+    semantic_levels: int = 5
+    # PatchMatch's bonus for a match whose offset its neighbours share (see match.patchmatch).
+    coherence: float = 0.02
 
 
 PRESETS: dict[str, Preset] = {

@@ -158,6 +158,12 @@ class _Direction:
     field: Tensor | None = None
     similarity: Tensor | None = None
     unknown: Tensor | None = None  # A′ (or B) features at the current step
+    position: Tensor | None = None  # the field with sub-cell offsets (float), for finer grids
+
+    @property
+    def carried(self) -> Tensor | None:
+        """What a finer grid starts from: the sub-cell position where there is one."""
+        return self.position if self.position is not None else self.field
 
 
 def extract_features(
@@ -189,12 +195,17 @@ def _entry_features(
         # features: they exist at this level, so nothing needs inverting.
         return vote(other[step.level], direction.field, step.patch)
     # The paper's deconvolution: vote at the previous level, invert down to this one.
-    target = vote(other[previous.level], direction.field, previous.patch)
+    if direction.position is not None:
+        target = fields.sample(other[previous.level], direction.position)
+    else:
+        target = vote(other[previous.level], direction.field, previous.patch)
     low = previous.level - step.invert_depth
-    start_field = fields.upsample_field(
-        direction.field, _hw(own[low]), _hw(other[low]), _hw(other[previous.level])
+    # Start from the other image's lower features read along the carried field, between cells
+    # where it has sub-cell positions (rounding here would pull every match to even shifts).
+    start_flow = fields.resample_flow(
+        direction.carried, _hw(own[low]), _hw(other[low]), _hw(other[previous.level])
     )
-    start = warp(other[low], start_field)
+    start = fields.sample(other[low], start_flow)
     _, per = step.entry_units[0 if direction.name == "ab" else 1]
     return invert(
         vgg, target, start, previous.level, step.invert_depth, step.lbfgs_iterations,
@@ -207,6 +218,34 @@ def _carry(field: Tensor | None, previous: Step | None, step: Step, own: int) ->
     assert field is not None and previous is not None
     grids, before = (step.a_hw, step.b_hw), (previous.a_hw, previous.b_hw)
     return fields.upsample_field(field, grids[own], grids[1 - own], before[1 - own])
+
+
+def _locate_between_cells(
+    step: Step, pair: list[Pyramid], directions: tuple[_Direction, ...], stacks: tuple[Tensor, Tensor],
+    last: bool,
+) -> None:
+    """Sub-cell positions of both fields (`_Direction.position`), for the next grid and the output.
+
+    Between levels the similarities of the features just matched are used. At the last step A′
+    and B are first rebuilt through the fields just found: there the features were built mostly
+    (1 − α = 0.8) through the coarser field's positions and would pull the estimate back to them.
+    """
+    if not last:
+        for d in directions:
+            d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
+        return
+    unknowns = []
+    for d in directions:
+        own, other = pair[d.own][step.level], pair[1 - d.own][step.level]
+        weight = _blend_weight(own, step.alpha)
+        unknowns.append(own * weight + warp(other, d.field) * (1 - weight))
+    stacks = match.project(
+        match.stack_pairs(pair[0][step.level], unknowns[0]),
+        match.stack_pairs(unknowns[1], pair[1][step.level]),
+        step.dims,
+    )
+    for d in directions:
+        d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
 
 
 def match_pyramids(
@@ -230,13 +269,14 @@ def match_pyramids(
                 work.begin(f"carrying the semantic field to level {step.level} ({what})")
             t = time.perf_counter()
             if step.entry == "carry":
-                d.field = _carry(d.field, previous, step, d.own)
+                d.field = _carry(d.carried, previous, step, d.own)
             r = _entry_features(step, previous, d, own, other, settings, vgg, work)
             work.check()
             if step.entry == "top":
                 d.field = fields.identity_field(src_hw, tgt_hw, own[step.level].device)
             elif step.entry == "invert":
-                d.field = _carry(d.field, previous, step, d.own)
+                d.field = _carry(d.carried, previous, step, d.own)
+            d.position = None
             weight = _blend_weight(own[step.level], step.alpha)
             d.unknown = own[step.level] * weight + r * (1 - weight)
             timer.add("inversion", t)
@@ -255,8 +295,9 @@ def match_pyramids(
             radius = step.radius_cells or max(tgt.shape[0], tgt.shape[1])
             d.field, d.similarity = match.patchmatch(
                 src, tgt, d.field, step.patch, step.iterations, radius, step.jumps, generator,
-                step=lambda per=per: work.add(per),
+                step=lambda per=per: work.add(per), coherence=settings.preset.coherence,
             )
+        _locate_between_cells(step, pair, directions, stacks, step is plan.steps[-1])
         timer.add("matching", t)
         if observe is not None:
             observe(step, directions[0].field, directions[1].field)
@@ -340,7 +381,7 @@ def _reconstruct(
     """(image, flow, confidence) at the source's full size from the working-size field."""
     assert d.field is not None and d.similarity is not None
     patch = settings.preset.full_res_patch
-    flow, image = upscale(d.field, tgt_hw, _hw(src_full), tgt_full, patch, work.check)
+    flow, image = upscale(d.carried, tgt_hw, _hw(src_full), tgt_full, patch, work.check)
     if settings.refine:
         image = refine(src_full, image, step=work.check)
     confidence = F.interpolate(

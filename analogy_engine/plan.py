@@ -25,6 +25,11 @@ from .vgg import CHANNELS, VGG19
 Entry = Literal["top", "invert", "carry"]
 HW = tuple[int, int]
 
+# The shorter working side from which the coarse levels run at half scale. Below it the working
+# size is itself small enough for relu5_1 to see a face whole (the original's ratio-0.5 faces
+# work at about 200-350 px), and a half-size pyramid would be too small to hold the layout.
+SEMANTIC_FROM = 256
+
 # Gathers run at about 1/40 of a convolution's multiply-add rate, and each of the k² gathers of a
 # scored candidate has a fixed cost of some tens of microseconds (measured on CPU).
 GATHER_COST = 40
@@ -92,7 +97,7 @@ def semantic_size(image_hw: HW) -> HW:
 def plan(settings: Settings, vgg: VGG19, a_hw: HW, b_hw: HW) -> Plan:
     """The steps for working sizes `a_hw` and `b_hw` (multiples of 16)."""
     preset = settings.preset
-    semantic = preset.semantic_levels if min(*a_hw, *b_hw) >= 64 else 0
+    semantic = preset.semantic_levels if min(*a_hw, *b_hw) >= SEMANTIC_FROM else 0
     sizes = ((semantic_size(a_hw), semantic_size(b_hw)), (a_hw, b_hw))
     # (pyramid, level) in the order they run.
     order = [(0, level) for level in range(5, 5 - semantic, -1)]

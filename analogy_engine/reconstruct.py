@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .fields import clamp_field, shift
+from .fields import clamp_field, sample, shift
 
 
 def warp(values: Tensor, field: Tensor) -> Tensor:
@@ -22,7 +22,8 @@ def vote(values: Tensor, field: Tensor, patch: int) -> Tensor:
     """Average, for each p, what every k×k patch covering p says p should be.
 
     The patch centred at p−o is matched to field(p−o), so it puts values(field(p−o)+o) at p.
-    Offsets that leave the map are skipped (the border patch counts fewer votes).
+    Offsets that leave the map are skipped (the border patch counts fewer votes). A float
+    field (sub-cell positions) reads `values` bilinearly between cells.
     """
     c, th, tw = values.shape
     h, w = field.shape[:2]
@@ -37,7 +38,10 @@ def vote(values: Tensor, field: Tensor, patch: int) -> Tensor:
             valid_x = ((xs - dx) >= 0) & ((xs - dx) < w)
             valid = (valid_y[:, None] & valid_x[None, :]).to(values.dtype)
             source = shift(field, -dy, -dx) + torch.tensor((dy, dx), device=field.device)
-            total += warp(values, clamp_field(source, (th, tw))) * valid
+            if source.is_floating_point():
+                total += sample(values, source) * valid
+            else:
+                total += warp(values, clamp_field(source, (th, tw))) * valid
             count += valid
     return total / count
 

@@ -65,7 +65,7 @@ def upscale(
     flow = resample_flow(field, src_hw, tgt_hw, tgt_working_hw)
     scale = max(src_hw[0] / field.shape[0], src_hw[1] / field.shape[1])
     if scale < BLEND_FROM_SCALE:
-        image = vote(target, clamp_field(flow.round().long(), tgt_hw), patch)
+        image = vote(target, flow if field.is_floating_point() else flow.round().long(), patch)
     else:
         image = blend_cells(field, target, src_hw, tgt_working_hw, step)
     return flow, image

@@ -123,29 +123,28 @@ def _run_known(args: argparse.Namespace, engine: Engine, preset: str) -> None:
 
     for case_name, make in ka.CASES.items():
         case = make()
-        if True:
-            for size in args.sizes:
-                params = AnalogyParams(mode=args.mode, preset=preset, size=size)
-                levels: list[tuple[str, str, float, float]] = []
+        for size in args.sizes:
+            params = AnalogyParams(mode=args.mode, preset=preset, size=size)
+            levels: list[tuple[str, str, float, float]] = []
 
-                def observe(step, field_ab, field_ba, case=case, levels=levels) -> None:
-                    for name, fld, tgt_grid, truth, valid, tgt in (
-                        ("ab", field_ab, step.b_hw, case.flow_ab, case.valid_a, case.b_prime.shape[:2]),
-                        ("ba", field_ba, step.a_hw, case.flow_ba, case.valid_b, case.a.shape[:2]),
-                    ):
-                        levels.append((step.label, name, *ka.field_error(fld, tgt_grid, truth, valid, tgt)))
+            def observe(step, field_ab, field_ba, case=case, levels=levels) -> None:
+                for name, fld, tgt_grid, truth, valid, tgt in (
+                    ("ab", field_ab, step.b_hw, case.flow_ab, case.valid_a, case.b_prime.shape[:2]),
+                    ("ba", field_ba, step.a_hw, case.flow_ba, case.valid_b, case.a.shape[:2]),
+                ):
+                    levels.append((step.label, name, *ka.field_error(fld, tgt_grid, truth, valid, tgt)))
 
-                started = time.perf_counter()
-                result = analogy(case.a, case.b_prime, params, engine=engine, observe=observe)
-                seconds = time.perf_counter() - started
-                scores = ka.evaluate(case, result)
-                within1 = ka.share_within(result.flow_ab, case.flow_ab, case.valid_a, 1.0)
-                print(f"{case_name:9s} {preset:9s} size {size:4d} {seconds:6.1f} s  "
-                      f"A′ {scores.psnr_a_prime:5.2f} dB  B {scores.psnr_b:5.2f} dB  "
-                      f"≤3px {scores.share_within_3px_ab:.3f}/{scores.share_within_3px_ba:.3f}  "
-                      f"≤1px ab {within1:.3f}", flush=True)
-                for label, name, within, median in levels:
-                    print(f"    {label:20s} {name}: ≤1 cell {within:.3f}  median {median:5.2f} px")
+            started = time.perf_counter()
+            result = analogy(case.a, case.b_prime, params, engine=engine, observe=observe)
+            seconds = time.perf_counter() - started
+            scores = ka.evaluate(case, result)
+            within1 = ka.share_within(result.flow_ab, case.flow_ab, case.valid_a, 1.0)
+            print(f"{case_name:9s} {preset:9s} size {size:4d} {seconds:6.1f} s  "
+                  f"A′ {scores.psnr_a_prime:5.2f} dB  B {scores.psnr_b:5.2f} dB  "
+                  f"≤3px {scores.share_within_3px_ab:.3f}/{scores.share_within_3px_ba:.3f}  "
+                  f"≤1px ab {within1:.3f}", flush=True)
+            for label, name, within, median in levels:
+                print(f"    {label:20s} {name}: ≤1 cell {within:.3f}  median {median:5.2f} px")
 
 
 def main() -> None:

@@ -88,16 +88,36 @@ def _inside(xy: np.ndarray, h: int, w: int, margin: float) -> np.ndarray:
     return (x >= margin) & (x <= w - 1 - margin) & (y >= margin) & (y <= h - 1 - margin)
 
 
-def _make_case(name: str, to_a: np.ndarray, side: int) -> Case:
+def stylise(image: np.ndarray) -> np.ndarray:
+    """A change of texture as well as colour: change() plus diagonal hatching, as a pencil or
+    engraving adds, fixed to the image's own coordinates (so it moves with the warp)."""
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    hatching = 1.0 + 0.12 * np.sin(2 * math.pi * (xs + 2 * ys) / 12.0)
+    return np.clip(np.rint(change(image).astype(np.float64) * hatching[..., None]), 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=4)
+def face(side: int) -> np.ndarray:
+    """The head and shoulders of examples/a.jpg (a portrait), side × side."""
+    with Image.open(EXAMPLES / "a.jpg") as image:
+        crop = image.convert("RGB").crop((96, 0, 352, 256))
+        return np.asarray(crop.resize((side, side), Image.Resampling.LANCZOS)).copy()
+
+
+def _make_case(
+    name: str, to_a: np.ndarray, side: int, source: Callable[[int], np.ndarray] = photo,
+    look: Callable[[np.ndarray], np.ndarray] = change,
+) -> Case:
     """Build a case from `to_a`: for each B′ pixel q (in a big source frame), where it lies in A."""
-    big = photo(side + 48)
+    big = source(side + 48)
     offset = 24  # A is the centre crop of `big`; B′ samples `big` (so it has content beyond A)
     a = big[offset : offset + side, offset : offset + side].copy()
-    changed_big = change(big)
+    changed_big = look(big)
     big_xy = to_a + offset
     b_prime = np.clip(np.rint(sample(changed_big, big_xy)), 0, 255).astype(np.uint8)
     b_truth = np.clip(np.rint(sample(big, big_xy)), 0, 255).astype(np.uint8)
-    a_prime_truth = change(a)
+    a_prime_truth = look(big)[offset : offset + side, offset : offset + side].copy()
     return Case(
         name=name,
         a=a,
@@ -120,14 +140,24 @@ def shift_case(dx: int = 7, dy: int = -5, side: int = SIDE) -> Case:
     return _with_ab(case, flow_ab)
 
 
-def rotation_case(degrees: float = 6.0, scale: float = 1.06, side: int = SIDE) -> Case:
-    """B′(q) = change(A)(c + R(θ)·(q − c)/s): B′ shows change(A) rotated by −θ and scaled by s."""
+def rotation_case(
+    degrees: float = 6.0, scale: float = 1.06, side: int = SIDE, textured: bool = False,
+    portrait: bool = False,
+) -> Case:
+    """B′(q) = change(A)(c + R(θ)·(q − c)/s): B′ shows change(A) rotated by −θ and scaled by s.
+
+    `textured` uses stylise() (colour and texture) instead of change(); `portrait` takes A from
+    the face of examples/a.jpg instead of the whole picture.
+    """
     grid = _grid(side, side)
     c = (side - 1) / 2.0
     t = math.radians(degrees)
     rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
     to_a = c + (grid - c) @ rot.T / scale
-    case = _make_case(f"rotation({degrees}°, ×{scale})", to_a, side)
+    look = stylise if textured else change
+    source = face if portrait else photo
+    name = f"{'face ' if portrait else ''}rotation({degrees}°, ×{scale}{', texture' if textured else ''})"
+    case = _make_case(name, to_a, side, source, look)
     flow_ab = c + (grid - c) @ rot * scale  # the inverse map: R(θ)ᵀ = R(−θ)
     return _with_ab(case, flow_ab)
 
@@ -209,7 +239,8 @@ def score(case: Case, params: AnalogyParams, engine: Engine | None = None) -> Sc
 # the flow also goes through the upscaling to full resolution).
 CASES: dict[str, Callable[[], Case]] = {
     "shift": lambda: shift_case(7, -5, side=128),
-    "rotation": lambda: rotation_case(6.0, 1.06, side=160),
+    "rotation": lambda: rotation_case(6.0, 1.08, side=160, textured=True),
+    "face": lambda: rotation_case(-4.0, 1.05, side=160, textured=True, portrait=True),
 }
 
 
@@ -235,3 +266,43 @@ def field_error(
     error_cells = np.abs(cells[..., ::-1] - true_cells).max(-1)
     error_px = np.linalg.norm((cells[..., ::-1] + 0.5) * scale - 0.5 - truth, axis=-1)
     return float(np.mean(error_cells[valid] <= 1.0)), float(np.median(error_px[valid]))
+
+
+class Stereo(NamedTuple):
+    """A real stereo pair with measured disparity: A = left view, B′ = right view."""
+
+    a: np.ndarray
+    b_prime: np.ndarray
+    flow_ab: np.ndarray  # true (x, y) in B′ of each A pixel
+    valid_a: np.ndarray  # disparity known and the match inside B′
+
+
+def stereo_case(width: int = 256) -> Stereo | None:
+    """Middlebury 2014's "Motorcycle" (bundled with scikit-image) at `width`; None without it.
+
+    The left view's disparity d puts pixel (x, y) of A at (x − d, y) in B′. Pixels without a
+    measured disparity, or whose match leaves B′, are not scored.
+    """
+    try:
+        from importlib.resources import files
+
+        folder = files("skimage") / "data"
+        left, right = folder / "motorcycle_left.png", folder / "motorcycle_right.png"
+        with left.open("rb") as f_left, right.open("rb") as f_right:
+            views = [Image.open(f).convert("RGB") for f in (f_left, f_right)]
+            full_w, full_h = views[0].size
+            height = round(full_h * width / full_w)
+            small = [v.resize((width, height), Image.Resampling.LANCZOS) for v in views]
+            a, b_prime = (np.asarray(v).copy() for v in small)
+        with (folder / "motorcycle_disp.npz").open("rb") as f:
+            disparity = np.load(f)["arr_0"].astype(np.float64)
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return None
+    # Nearest full-resolution disparity under each small pixel centre, scaled to the small image.
+    ys = ((np.arange(height) + 0.5) * full_h / height).astype(int).clip(0, full_h - 1)
+    xs = ((np.arange(width) + 0.5) * full_w / width).astype(int).clip(0, full_w - 1)
+    d = disparity[ys][:, xs] * (width / full_w)
+    grid = _grid(height, width)
+    flow = np.stack((grid[..., 0] - np.where(np.isfinite(d), d, 0), grid[..., 1]), axis=-1)
+    valid = np.isfinite(d) & _inside(flow, height, width, MARGIN)
+    return Stereo(a, b_prime, flow.astype(np.float32), valid)
