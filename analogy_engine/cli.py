@@ -1,4 +1,4 @@
-"""`python -m analogy_engine A B′ --out DIR`: the contract of DESIGN.md ("CLI contract")."""
+"""`python -m analogy_engine A B′ --out DIR`: the contract of docs/cli.md."""
 
 from __future__ import annotations
 

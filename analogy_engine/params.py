@@ -2,7 +2,7 @@
 
 `AnalogyParams` is what a user chooses (mode, preset, size, device, seed). `Preset` holds the
 algorithm's knobs; `PRESETS["faithful"]` reproduces the reference parameters of the original
-implementation (see DESIGN.md). `resolve()` turns the user's choice into the concrete `Settings`
+implementation (see docs/architecture.md). `resolve()` turns the user's choice into the concrete `Settings`
 the pipeline runs with, so mode defaults (weight, ratio, refinement) live in exactly one place.
 """
 
@@ -93,11 +93,14 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-# What each application mode means, as defaults over the same algorithm (DESIGN.md).
+# What each application mode means, as defaults over the same algorithm (docs/architecture.md).
+# The original halves the working size (ratio 0.5) for faces and simple structures; the
+# half-scale semantic pyramid (Preset.semantic_levels) now gives every mode that robustness
+# with the full size's detail, so no mode needs a smaller ratio.
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "photo-to-style": {"weight": 3, "ratio": 1.0, "refine": False},
     "style-to-style": {"weight": 3, "ratio": 1.0, "refine": False},
-    "style-to-photo": {"weight": 2, "ratio": 0.5, "refine": False},
+    "style-to-photo": {"weight": 2, "ratio": 1.0, "refine": False},
     "photo-to-photo": {"weight": 3, "ratio": 1.0, "refine": True},
 }
 

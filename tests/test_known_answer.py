@@ -1,21 +1,27 @@
-"""The whole engine on cases with a known answer: B′ = warp(change(A)) from a real photo.
+"""The whole engine on cases with a known answer: B′ = warp(look(A)) from a real photo.
 
-Measured with the engine of commits 8f56eb9 and cc3b119 (same numbers; preset "fast", working size
-128, seed 0; CPU):
+Measured on the engine of this commit (preset "balanced", working size 128, photo-to-style,
+seed 0, CPU); "before" is the engine of 9229ccc on the same cases:
 
-| case                         | mode           | PSNR A′ | PSNR B | ≤3 px A→B′ | ≤3 px B′→A |
-|------------------------------|----------------|---------|--------|------------|------------|
-| shift (7, −5), 128 px        | photo-to-photo | 23.5 dB | 23.3 dB | 0.815     | 0.804      |
-| rotation 6° ×1.06, 160 px    | photo-to-style | 20.1 dB | 19.4 dB | 0.718     | 0.692      |
-| (rotation, photo-to-photo)   |                | 23.8 dB | 24.2 dB |           |            |
-| (balanced, photo-to-photo)   | shift          | 24.3 dB | 23.9 dB | 0.824     | 0.817      |
-| (balanced, photo-to-photo)   | rotation       | 24.6 dB | 25.3 dB | 0.805     | 0.765      |
+| case                                   | PSNR A′ | PSNR B  | ≤3 px A→B′ | ≤3 px B′→A | ≤1 px A→B′ |
+|----------------------------------------|---------|---------|------------|------------|------------|
+| shift (7, −5) + colour, 128 px         | 28.9 dB | 29.0 dB | 0.960      | 0.945      | 0.727      |
+|   before                               | 19.2 dB | 18.9 dB | 0.881      | 0.852      | 0.148      |
+| rotation 6° ×1.08 + colour + texture   | 22.8 dB | 25.6 dB | 0.912      | 0.833      |            |
+| face: rotation −4° ×1.05 + texture     | 23.7 dB | 28.3 dB | 0.858      | 0.757      |            |
+| stereo (Middlebury Motorcycle, 256 px) |         |         | 0.852      |            | 0.654      |
 
-Doing nothing scores far lower: A′ = A gives 12.7 / 12.2 dB, A′ = B′ 9.8 / 12.6 dB, B = B′
-12.4 / 12.2 dB; the identity flow (what an engine that matches nothing answers) is within 3 px
-for 0.0 / 0.0 (shift) and 0.09 / 0.09 (rotation) of the pixels. The thresholds below sit ~0.1
-(shares) and ~2.5 dB (PSNR) under the measured values — room for the presets' ongoing tuning,
-far above anything a broken engine gets.
+What bought it (shift case, A′ dB / ≤1 px): sub-cell positions between levels 19.2 → 22.9 /
+0.15 → 0.49 (the odd shift was lost at level 2), inversion start read along them 23.6, the
+coherence tie-break 23.2 / ≤3 px 0.88 → 0.95, the inversion target read along them 28.2 / 0.81,
+sub-pixel final vote with A′ rebuilt before the last estimate 28.9. The issue's targets (shift
+≥ 30 dB and ≥ 0.95 both ways; rotation + texture ≥ 26 dB and ≥ 0.85; stereo ≥ 0.9) are not all
+reached yet: the tests marked xfail below hold them, so that reaching them shows as XPASS.
+
+Doing nothing scores far lower: A′ = A gives 12.7 / 12.1 / 15.2 dB, A′ = B′ 9.8 / 12.2 /
+14.8 dB; the identity flow is within 3 px for 0.0 (shift) and ~0.1 (rotations) of the pixels.
+The thresholds below sit ~1 dB and ~0.02 under the measured values: room for float noise
+across machines, far above anything a broken engine gets.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import known_answer as ka
 import numpy as np
 import pytest
 
-from analogy_engine import AnalogyParams, AnalogyResult, Engine
+from analogy_engine import AnalogyParams, AnalogyResult, Engine, analogy
 
 
 @pytest.fixture(scope="module")
@@ -35,22 +41,32 @@ def engine() -> Engine:
 
 
 @pytest.fixture(scope="module")
-def shift(engine: Engine) -> tuple[ka.Case, AnalogyResult]:
-    case = ka.CASES["shift"]()
-    return case, ka.run(case, AnalogyParams(mode="photo-to-photo", preset="fast", size=ka.SIZE), engine)
+def results(engine: Engine) -> dict[str, tuple[ka.Case, AnalogyResult]]:
+    out = {}
+    for name, make in ka.CASES.items():
+        case = make()
+        params = AnalogyParams(mode="photo-to-style", preset="balanced", size=ka.SIZE)
+        out[name] = case, ka.run(case, params, engine)
+    return out
 
 
 @pytest.fixture(scope="module")
-def rotation(engine: Engine) -> tuple[ka.Case, AnalogyResult]:
-    case = ka.CASES["rotation"]()
-    return case, ka.run(case, AnalogyParams(mode="photo-to-style", preset="fast", size=ka.SIZE), engine)
+def shift(results: dict[str, tuple[ka.Case, AnalogyResult]]) -> tuple[ka.Case, AnalogyResult]:
+    return results["shift"]
 
 
 # (min PSNR A′, min PSNR B, min share ≤ 3 px A→B′, min share ≤ 3 px B′→A)
 THRESHOLDS = {
-    "shift": ka.Scores(21.0, 21.0, 0.70, 0.70),
-    "rotation": ka.Scores(17.5, 17.0, 0.60, 0.58),
+    "shift": ka.Scores(28.0, 28.0, 0.94, 0.93),
+    "rotation": ka.Scores(21.8, 24.5, 0.89, 0.81),
+    "face": ka.Scores(22.7, 27.3, 0.84, 0.74),
 }
+# The issue's targets, not all reached yet (see the table above).
+TARGETS = {
+    "shift": ka.Scores(30.0, 30.0, 0.95, 0.95),
+    "rotation": ka.Scores(26.0, 26.0, 0.85, 0.85),
+}
+STEREO_MIN, STEREO_TARGET = 0.83, 0.9
 
 
 def test_cases_are_consistent() -> None:
@@ -58,12 +74,13 @@ def test_cases_are_consistent() -> None:
     for name, make in ka.CASES.items():
         case = make()
         back = np.rint(ka.sample(case.b_prime, case.flow_ab.astype(np.float64)))
-        limit = 90.0 if name == "shift" else 28.0  # exact for the shift; resampling blur for rotation
+        limit = 90.0 if name == "shift" else 29.0  # exact for the shift; resampling blur for rotations
         assert ka.psnr(back, case.a_prime_truth, case.valid_a) > limit, name
         assert case.valid_a.mean() > 0.7 and case.valid_b.mean() > 0.7
-        # The change is visible and the warp matters.
-        assert ka.psnr(case.a, case.a_prime_truth, case.valid_a) < 14
-        assert ka.psnr(case.b_prime, case.a_prime_truth, case.valid_a) < 14
+        # The change is visible and the warp matters: copying an input scores far below the
+        # thresholds (also checked against them in _check).
+        assert ka.psnr(case.a, case.a_prime_truth, case.valid_a) < 16
+        assert ka.psnr(case.b_prime, case.a_prime_truth, case.valid_a) < 16
 
 
 def _check(name: str, case: ka.Case, result: AnalogyResult) -> None:
@@ -90,16 +107,46 @@ def _check(name: str, case: ka.Case, result: AnalogyResult) -> None:
     # The flows point inside the other image.
     for flow, other in ((result.flow_ab, case.b_prime), (result.flow_ba, case.a)):
         assert flow.dtype == np.float32 and np.isfinite(flow).all()
-        assert flow.min() >= -0.5 and flow[..., 0].max() <= other.shape[1] - 0.5
-        assert flow[..., 1].max() <= other.shape[0] - 0.5
+        # Pixel centres of the other image: [0, W−1] × [0, H−1] (issue 9: x was −0.5 at the edge).
+        assert flow.min() >= 0 and flow[..., 0].max() <= other.shape[1] - 1
+        assert flow[..., 1].max() <= other.shape[0] - 1
 
 
-def test_shift_is_recovered(shift: tuple[ka.Case, AnalogyResult]) -> None:
-    _check("shift", *shift)
+@pytest.mark.parametrize("name", sorted(THRESHOLDS))
+def test_case_is_recovered(name: str, results: dict[str, tuple[ka.Case, AnalogyResult]]) -> None:
+    _check(name, *results[name])
 
 
-def test_rotation_and_scale_are_recovered(rotation: tuple[ka.Case, AnalogyResult]) -> None:
-    _check("rotation", *rotation)
+@pytest.mark.xfail(reason="issue targets not reached yet: see the module docstring", strict=False)
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_case_reaches_issue_target(name: str, results: dict[str, tuple[ka.Case, AnalogyResult]]) -> None:
+    scores = ka.evaluate(*results[name])
+    assert all(got >= want for got, want in zip(scores, TARGETS[name], strict=True)), scores
+
+
+@pytest.fixture(scope="module")
+def stereo(engine: Engine) -> tuple[ka.Stereo, AnalogyResult]:
+    case = ka.stereo_case(256)
+    if case is None:
+        pytest.skip("scikit-image (the Middlebury Motorcycle pair) is not installed")
+    params = AnalogyParams(mode="photo-to-photo", preset="balanced", size=256)
+    return case, analogy(case.a, case.b_prime, params, engine=engine)
+
+
+def test_stereo_pair_is_matched(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
+    """A real stereo pair (photo → photo): the flow follows the measured disparity. The rest
+    are the floor and the wall, flat regions where any match looks alike (measured 0.852)."""
+    case, result = stereo
+    share = ka.share_within(result.flow_ab, case.flow_ab, case.valid_a)
+    nothing = ka.identity_flow(case.a.shape[:2], case.b_prime.shape[:2])
+    identity = ka.share_within(nothing, case.flow_ab, case.valid_a)
+    assert share >= STEREO_MIN and identity < STEREO_MIN - 0.3, (share, identity)
+
+
+@pytest.mark.xfail(reason="issue target 0.9 within 3 px not reached yet (measured 0.852)", strict=False)
+def test_stereo_pair_reaches_issue_target(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
+    case, result = stereo
+    assert ka.share_within(result.flow_ab, case.flow_ab, case.valid_a) >= STEREO_TARGET
 
 
 def test_flows_agree_with_each_other(shift: tuple[ka.Case, AnalogyResult]) -> None:
@@ -113,18 +160,12 @@ def test_flows_agree_with_each_other(shift: tuple[ka.Case, AnalogyResult]) -> No
     assert np.mean(error[case.valid_a] <= 3) >= 0.75  # measured 0.90
 
 
-@pytest.mark.xfail(
-    reason="odd shifts are only recovered to ±1 px: the level-2 field can only hold even pixel "
-    "shifts, and at level 1 the blended features (A′ = 0.2·A + 0.8·warp(B′), B likewise) make the "
-    "upsampled field a fixed point of PatchMatch, so the true (7, −5) loses to (8, −4) "
-    "(level-1 mean patch similarity 0.978 for the found field vs 0.889 for the true one). "
-    "Measured: 3 % of pixels within 1 px, 81 % within 3 px.",
-    strict=False,
-)
 def test_shift_is_recovered_to_one_pixel(shift: tuple[ka.Case, AnalogyResult]) -> None:
+    """Odd shifts: the sub-cell positions carry (3.5, −2.5) at level 2 to (7, −5) at level 1.
+    Measured 0.727 of the pixels within 1 px (0.03 before sub-cell positions)."""
     case, result = shift
     error = np.linalg.norm(result.flow_ab - case.flow_ab, axis=-1)[case.valid_a]
-    assert np.mean(error <= 1.0) >= 0.7
+    assert np.mean(error <= 1.0) >= 0.68
 
 
 def test_custom_preset_runs_in_a_slot_and_is_restored(engine: Engine) -> None:

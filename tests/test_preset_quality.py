@@ -1,14 +1,20 @@
-"""The default preset must match `faithful` (the original's parameters) in quality.
+"""The default preset must match `faithful` (the original's per-level parameters) in quality.
 
 Issue targets: PSNR of A′ and B within 0.5 dB of `faithful` and the share of pixels matched
-within 3 px within 2 points, on the known-answer cases (B′ = warp(change(A)), truth known).
-Measured at working size 96 (faithful ≈ 13 s a case on 2 cores), photo-to-style, seed 0:
+within 3 px within 2 points, on every known-answer case, the face included (B′ = warp(look(A)),
+truth known). Measured at working size 96 (faithful takes 60-85 s a case on 2 cores),
+photo-to-style, seed 0, on the engine of this commit:
 
     case      preset     PSNR A′  PSNR B  ≤3px A→B′  ≤3px B′→A
-    shift     faithful   16.50    16.43   0.850      0.845
-    shift     balanced   16.43    16.51   0.878      0.859
-    rotation  faithful   20.40    19.45   0.782      0.744
-    rotation  balanced   20.38    19.58   0.818      0.784
+    shift     faithful   26.08    26.30   0.917      0.906
+    shift     balanced   26.10    25.88   0.943      0.949
+    rotation  faithful   21.15    21.79   0.842      0.789
+    rotation  balanced   21.73    22.80   0.889      0.834
+    face      faithful   21.57    25.11   0.822      0.751
+    face      balanced   23.34    26.04   0.875      0.818
+
+(More PatchMatch iterations at the fine levels drift further from the coarse, semantic field
+and do not help here; balanced's shorter inversion reads its start along the sub-cell field.)
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ def engine() -> Engine:
     return Engine.load("cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_name", sorted(CASES))
 def test_balanced_matches_faithful(case_name: str, engine: Engine) -> None:
     case = CASES[case_name]()

@@ -39,7 +39,7 @@ def test_plan_shrinks_then_moves_to_cpu() -> None:
 
 
 def test_plan_counts_the_ratio_in_messages() -> None:
-    attempts = plan(AnalogyParams(mode="style-to-photo", size=512), "cuda", SHAPES)  # ratio 0.5
+    attempts = plan(AnalogyParams(mode="style-to-photo", size=512, ratio=0.5), "cuda", SHAPES)
     assert "at working size 256; ran at working size 176" in attempts[1].degraded
 
 

@@ -1,0 +1,61 @@
+"""The coarse-to-fine schedule: which pyramid and level each step matches, and how it enters."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from analogy_engine import PRESETS, AnalogyParams
+from analogy_engine.params import resolve
+from analogy_engine.plan import SEMANTIC_FROM, grid, plan, semantic_size
+from analogy_engine.vgg import VGG19
+
+
+@pytest.fixture(scope="module")
+def vgg() -> VGG19:
+    return VGG19.pretrained("cpu")
+
+
+def test_semantic_pyramid_then_working_size(vgg: VGG19) -> None:
+    """448² with the default: levels 5..1 at half scale (224²), then levels 2 and 1 at 448²,
+    the first of them entered by carrying the field (same 224² grid), not by inversion."""
+    settings = resolve(AnalogyParams())
+    schedule = plan(settings, vgg, (448, 448), (448, 320))
+    steps = [(s.pyramid, s.level, s.entry) for s in schedule.steps]
+    assert steps == [
+        (0, 5, "top"), (0, 4, "invert"), (0, 3, "invert"), (0, 2, "invert"), (0, 1, "invert"),
+        (1, 2, "carry"), (1, 1, "invert"),
+    ]
+    assert schedule.pyramid_hw == (((224, 224), (224, 160)), ((448, 448), (448, 320)))
+    carry = schedule.steps[5]
+    assert (carry.a_hw, carry.b_hw) == (grid((448, 448), 2), grid((448, 320), 2))
+    assert schedule.steps[4].a_hw == carry.a_hw  # half-scale level 1 = full-scale level 2
+    # α: 1 at the top, then the weight-3 set by level (0.9 at relu4_1 … 0.2 at relu1_1).
+    assert [s.alpha for s in schedule.steps] == [1.0, 0.9, 0.8, 0.7, 0.2, 0.7, 0.2]
+
+
+def test_small_working_sizes_use_one_pyramid(vgg: VGG19) -> None:
+    settings = resolve(AnalogyParams())
+    schedule = plan(settings, vgg, (SEMANTIC_FROM - 16, 400), (400, 400))
+    assert [(s.pyramid, s.level) for s in schedule.steps] == [(1, 5), (1, 4), (1, 3), (1, 2), (1, 1)]
+
+
+def test_semantic_levels_zero_is_the_original_schedule(vgg: VGG19) -> None:
+    preset = dataclasses.replace(PRESETS["balanced"], semantic_levels=0)
+    schedule = plan(resolve(AnalogyParams(), preset), vgg, (448, 448), (448, 448))
+    assert [(s.pyramid, s.level, s.entry) for s in schedule.steps] == [
+        (1, 5, "top"), (1, 4, "invert"), (1, 3, "invert"), (1, 2, "invert"), (1, 1, "invert"),
+    ]
+
+
+def test_work_units_cover_every_step(vgg: VGG19) -> None:
+    schedule = plan(resolve(AnalogyParams(preset="faithful")), vgg, (448, 448), (448, 448))
+    parts = schedule.feature_units + schedule.reconstruct_units
+    for step in schedule.steps:
+        assert all(n > 0 and per > 0 for n, per in step.match_units)
+        if step.entry == "invert":
+            assert all(n > 0 and per > 0 for n, per in step.entry_units)
+        parts += sum(n * per for n, per in step.match_units + step.entry_units)
+    assert parts == pytest.approx(schedule.total_units)
+    assert semantic_size((448, 608)) == (224, 304) and semantic_size((400, 304)) == (192, 144)
