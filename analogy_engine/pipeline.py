@@ -195,10 +195,9 @@ def _entry_features(
         # features: they exist at this level, so nothing needs inverting.
         return vote(other[step.level], direction.field, step.patch)
     # The paper's deconvolution: vote at the previous level, invert down to this one.
-    if direction.position is not None:
-        target = fields.sample(other[previous.level], direction.position)
-    else:
-        target = vote(other[previous.level], direction.field, previous.patch)
+    # Averaged over the patches that cover each cell, as the original does (a smooth target keeps
+    # the inverted features free of blotches), each patch read at its sub-cell position.
+    target = vote(other[previous.level], direction.carried, previous.patch)
     low = previous.level - step.invert_depth
     # Start from the other image's lower features read along the carried field, between cells
     # where it has sub-cell positions (rounding here would pull every match to even shifts).

@@ -1,0 +1,45 @@
+"""Feature extraction runs level by level, so a cancel during it stops within about a second.
+
+Issue 9: with one check between two whole VGG passes, a cancelled job once held the worker for
+16 s on a loaded machine. The features stage now polls between layers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from analogy_engine import AnalogyParams, Cancelled, Engine, analogy
+
+SIZE = 1024  # one VGG pass to relu5_1 at 1024² takes several seconds on 2 CPU cores
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.load("cpu")
+
+
+def test_cancel_during_features_is_prompt(engine: Engine) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    b_prime = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    stages: list[str] = []
+    asked: list[float] = []
+
+    def cancel() -> bool:
+        # Ask to stop 0.3 s into the features stage (well inside the first image's pass).
+        if stages and stages[-1] == "features" and not asked:
+            if time.monotonic() - started > 0.3:
+                asked.append(time.monotonic())
+        return bool(asked)
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        analogy(a, b_prime, AnalogyParams(size=SIZE, preset="fast"), progress=lambda f, s: stages.append(s),
+                cancel=cancel, engine=engine)
+    stopped = time.monotonic()
+    assert asked, "the features stage ended before the cancel was asked"
+    assert stages[-1] == "features"
+    assert stopped - asked[0] < 1.5  # one layer of one image, not two whole passes
