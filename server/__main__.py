@@ -249,6 +249,10 @@ def serve(config: ServerConfig, path: Path, log_level: str) -> int:
     }
 
     manager = JobManager(config, EnginePool(device), analogy)
+    if config.test_hooks:  # DIA_TEST_HOOKS=1: jobs may ask to fail, run out of memory or hold
+        from . import test_hooks
+
+        test_hooks.install(manager)
     stopping = threading.Event()
     app = create_app(config, manager, token=token, port=port, device=device, stopping=stopping)
     debug = log_level == "debug"

@@ -23,8 +23,10 @@ from .config import BODY_MIN_RATE, ServerConfig
 from .engines import resolve_device
 from .errors import ApiError
 from .images import clean_message, confidence_to_mask, decode_part, encode_npy, encode_png
-from .jobs import RESULT_NAMES, TEST_HOOKS, JobManager, QueueFull, UnknownJob
+from .jobs import RESULT_NAMES, JobManager, QueueFull, UnknownJob
+from .models import JobStatus
 from .security import SecurityMiddleware, send_error
+from .test_hooks import NAMES as TEST_HOOKS
 from .uploads import FormReader, Part
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -134,7 +136,7 @@ def create_app(
         except UnknownJob:
             raise ApiError(404, f"no job with id {job_id!r} (unknown, or finished and freed)") from None
 
-    @app.get("/v1/jobs/{job_id}")
+    @app.get("/v1/jobs/{job_id}", response_model=JobStatus)
     def job_status(job_id: str) -> dict[str, Any]:
         return manager.status(find_job(job_id))
 

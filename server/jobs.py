@@ -1,9 +1,10 @@
-"""Job queue and the one worker thread that owns the model.
+"""Job queue and job states, and the one worker thread that takes jobs off the queue.
 
 One job runs at a time (one GPU). A job ends in exactly one of done/failed/cancelled; whatever
 goes wrong inside it (exception, out of memory) ends that job only. Status polls are the client's
 heartbeat: GIMP's Cancel kills the plug-in without a word, so a job nobody asks about is
 cancelled after `abandon_after` seconds. Finished jobs are dropped after `keep_results` seconds.
+Running one job through the engine, and turning what went wrong into a message, is `worker.py`.
 """
 
 from __future__ import annotations
@@ -19,26 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from analogy_engine import AnalogyParams, AnalogyResult, Cancelled, InputError, ParamsError
+from analogy_engine import AnalogyParams, AnalogyResult
 
 from .config import ServerConfig
 from .engines import EnginePool
-from .fallback import Attempt, run_with_fallback
 from .reports import jsonable
+from .worker import AnalogyFn, Runner, classify
 
 log = logging.getLogger("server.jobs")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 RESULT_NAMES = ("a_prime", "b", "mask_a_prime", "mask_b", "flow_ab", "flow_ba")
-TEST_HOOKS = ("fail", "cuda_oom", "hold", "memory_error")
-HOLD_SECONDS = 60.0
-# How PyTorch's CPU allocator words an allocation failure (a RuntimeError, not MemoryError).
-OOM_MESSAGES = ("can't allocate memory", "out of memory", "not enough memory")
-
-AnalogyFn = Callable[..., AnalogyResult]
+# A job runs as `runner(job) -> (result, degraded)`; see worker.Runner.
+RunJob = Callable[["Job"], "tuple[AnalogyResult, str | None]"]
 
 
 class QueueFull(Exception):
@@ -51,10 +47,6 @@ class UnknownJob(KeyError):
     pass
 
 
-class ModelLoadError(RuntimeError):
-    pass
-
-
 @dataclass(eq=False)
 class Job:
     id: str
@@ -62,7 +54,7 @@ class Job:
     device: str  # where it runs: "cpu" or "cuda"
     a: np.ndarray | None
     b_prime: np.ndarray | None
-    hook: str | None = None
+    hook: str | None = None  # a test hook's name (DIA_TEST_HOOKS=1 only; see test_hooks.py)
     state: str = QUEUED
     progress: float = 0.0
     stage: str = "queued"
@@ -102,7 +94,7 @@ class JobManager:
     def __init__(self, config: ServerConfig, pool: EnginePool, analogy_fn: AnalogyFn) -> None:
         self.config = config
         self.pool = pool
-        self.analogy_fn = analogy_fn
+        self.runner: RunJob = Runner(pool, analogy_fn)  # test_hooks.install() may wrap it
         self._cond = threading.Condition()
         self._jobs: dict[str, Job] = {}
         self._queue: deque[Job] = deque()
@@ -334,21 +326,12 @@ class JobManager:
         state, error, result = FAILED, None, None
         degraded: str | None = None
         try:
-            result, degraded = self._execute(job)
+            result, degraded = self.runner(job)
             state = DONE
-        except Cancelled:
-            state, error = CANCELLED, "cancelled"
-        except torch.cuda.OutOfMemoryError:
-            error = "out of GPU memory even after falling back; try a smaller working size"
-        except MemoryError:
-            error = "out of memory; try a smaller working size or the fast preset"
-        except (InputError, ParamsError, ModelLoadError) as exc:
-            error = str(exc)
         except BaseException as exc:  # a job must never take the worker down with it
-            if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MESSAGES):
-                error = f"out of memory: {str(exc).splitlines()[0][:300]}"
-            else:
-                error = f"internal error: {type(exc).__name__}: {str(exc)[:500]}"
+            outcome = classify(exc)
+            state, error = (CANCELLED if outcome.cancelled else FAILED), outcome.error
+            if outcome.crashed:
                 log.error("job %s crashed", job.id, exc_info=exc)
         seconds = time.perf_counter() - started
         with self._cond:
@@ -384,58 +367,3 @@ class JobManager:
             f" ({error})" if error else "",
             f" [degraded: {degraded}]" if degraded else "",
         )
-
-    def _execute(self, job: Job) -> tuple[AnalogyResult, str | None]:
-        def cancel() -> bool:
-            return job.cancel_requested.is_set()
-
-        def progress(fraction: float, stage: str) -> None:
-            if cancel():
-                raise Cancelled("cancelled")
-            try:
-                value = float(fraction)
-            except (TypeError, ValueError):
-                value = job.progress
-            if math.isfinite(value):
-                # Monotonic for the client's progress bar, even across an out-of-memory retry.
-                job.progress = max(job.progress, min(1.0, max(0.0, value)))
-            job.stage = str(stage)[:200]
-
-        def on_retry(attempt: Attempt) -> None:
-            job.stage = f"retrying: {attempt.degraded}"
-
-        if job.hook == "fail":
-            raise RuntimeError("test hook: forced failure inside the job")
-        if job.hook == "memory_error":
-            raise MemoryError("test hook")
-        if job.hook == "hold":
-            self._hold(job, cancel)
-        first = [True]
-
-        def run(attempt: Attempt) -> AnalogyResult:
-            try:
-                engine = self.pool.get(attempt.device)
-            except Exception as error:
-                raise ModelLoadError(f"could not load the model on {attempt.device}: {error}") from error
-            if job.hook == "cuda_oom" and first[0]:
-                first[0] = False
-                raise torch.cuda.OutOfMemoryError("test hook: simulated CUDA out of memory")
-            assert job.a is not None and job.b_prime is not None
-            return self.analogy_fn(
-                job.a, job.b_prime, attempt.params, progress=progress, cancel=cancel, engine=engine
-            )
-
-        shapes = (
-            [job.a.shape[:2], job.b_prime.shape[:2]] if job.a is not None and job.b_prime is not None else []
-        )
-        return run_with_fallback(run, job.params, job.device, shapes, on_retry=on_retry)
-
-    @staticmethod
-    def _hold(job: Job, cancel: Callable[[], bool]) -> None:
-        """Test hook: a job that runs until cancelled (or HOLD_SECONDS), polling like analogy()."""
-        job.stage = "held by test hook"
-        deadline = time.monotonic() + HOLD_SECONDS
-        while time.monotonic() < deadline:
-            if cancel():
-                raise Cancelled("cancelled")
-            time.sleep(0.02)
