@@ -6,7 +6,6 @@ file, by starting the engine the way the plug-in does, and with the messages use
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -23,18 +22,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gimp"))
 import photos  # noqa: E402
 from engine import EngineProcess  # noqa: E402
+from plugin_client import load_plugin_client  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = REPO / "gimp_plugin" / "deep_image_analogy"
 
 
-def load_client(folder: Path = PLUGIN_DIR, name: str = "dia_client_under_test") -> ModuleType:
+def load_client(folder: Path = PLUGIN_DIR) -> ModuleType:
     """dia_client from `folder` (its engine.json is the one next to it)."""
-    spec = importlib.util.spec_from_file_location(name, folder / "dia_client.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_plugin_client(folder)
 
 
 client = load_client()
@@ -89,7 +85,7 @@ def test_messages_say_what_to_do() -> None:
 def test_no_engine_and_no_config_gives_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIA_RUNTIME_FILE", str(tmp_path / "none.json"))
     monkeypatch.delenv("FLATPAK_ID", raising=False)
-    monkeypatch.setattr(client, "ENGINE_CONFIG", tmp_path / "missing-engine.json")
+    monkeypatch.setattr(client.dia_engine, "ENGINE_CONFIG", tmp_path / "missing-engine.json")
     with pytest.raises(client.EngineError) as err:
         client.connect("")
     assert "no engine configuration" in str(err.value)
@@ -150,7 +146,7 @@ def test_plugin_starts_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """No engine running: the installed plug-in starts `python -m server` and waits for it."""
     install(tmp_path / "GIMP", "--plugin-only")
     folder = tmp_path / "GIMP" / "3.0" / "plug-ins" / "deep_image_analogy"
-    installed = load_client(folder, "dia_client_installed")
+    installed = load_client(folder)
     runtime = tmp_path / "run" / "engine.json"
     monkeypatch.setenv("DIA_RUNTIME_FILE", str(runtime))
     monkeypatch.delenv("FLATPAK_ID", raising=False)
@@ -185,7 +181,8 @@ def test_install_sh_plugin_idempotent_and_uninstall(tmp_path: Path) -> None:
     main = target / "deep_image_analogy.py"
     assert main.stat().st_mode & stat.S_IXUSR
     assert main.read_text().startswith("#!/usr/bin/env python3")
-    assert {p.name for p in target.iterdir()} >= {"dia_client.py", "dia_layers.py", "dia_options.py",
+    assert {p.name for p in target.iterdir()} >= {"dia_client.py", "dia_http.py", "dia_engine.py",
+                                                   "dia_job.py", "dia_layers.py", "dia_options.py",
                                                    "dia_ui.py", "engine.json"}
     recorded = json.loads((target / "engine.json").read_text())
     assert recorded["python"] == str(REPO / ".venv" / "bin" / "python")

@@ -6,7 +6,6 @@ runtime-file rules, to the very functions both the engine and the plug-in use).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import resource
@@ -21,25 +20,12 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from plugin_client import load_plugin_client
 from server_harness import REPO, Engine, make_pair, png_bytes
 
 from server import runtime_file
-
-
-def load_plugin_client() -> ModuleType:
-    """The plug-in's own client (standard library only), loaded from its file."""
-    spec = importlib.util.spec_from_file_location(
-        "dia_client_defects", REPO / "gimp_plugin" / "deep_image_analogy" / "dia_client.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
 
 dia_client = load_plugin_client()
 
