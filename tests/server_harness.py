@@ -1,4 +1,7 @@
-"""A real engine process on a free loopback port, and test images, for tests/test_server_*.py."""
+"""The one engine-process harness: `python -m server` on a free loopback port, and test images.
+
+Used by tests/test_server_*.py directly and by the GIMP tests through tests/gimp/engine.py
+(`EngineProcess`, the same process with the plug-in tests' conveniences)."""
 
 from __future__ import annotations
 
@@ -31,11 +34,16 @@ class Engine:
         hooks: bool = False,
         env: dict[str, str] | None = None,
         preexec: Callable[[], None] | None = None,
+        runtime_file: Path | None = None,
+        log_path: Path | None = None,
+        new_session: bool = False,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.runtime_file = workdir / "engine.json"
-        self.log_path = workdir / "engine.log"
+        self.runtime_file = runtime_file or workdir / "engine.json"
+        self.log_path = log_path or workdir / "engine.log"
+        # Its own session (and process group), as the plug-in starts it: stop() signals the group.
+        self.new_session = new_session
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.env.pop("DIA_TEST_HOOKS", None)
@@ -59,7 +67,13 @@ class Engine:
         ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec
+                cmd,
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec,
+                start_new_session=self.new_session,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,13 +107,21 @@ class Engine:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.signal(signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode
+
+    def signal(self, sig: int) -> None:
+        """To the engine (its whole process group when it runs in its own session)."""
+        assert self.proc is not None
+        if self.new_session:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
 
     # ---- HTTP helpers ----
     def get(self, path: str, **kw: Any) -> requests.Response:
