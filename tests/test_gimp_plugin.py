@@ -29,6 +29,7 @@ from engine import EngineProcess  # noqa: E402
 SUITES = [s for s in os.environ.get("DIA_GIMP_SUITES", "trixie,sid").split(",") if s]
 
 pytestmark = [
+    pytest.mark.gimp,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real-GIMP tests need Linux"),
     pytest.mark.skipif(os.geteuid() != 0, reason="real-GIMP tests need root (debootstrap, chroot)"),
     pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)"),

@@ -1,0 +1,64 @@
+"""Shared fixtures and the test tiers (markers in pyproject.toml; README "Tests").
+
+- `slow`: over about 20 s on 2 CPU cores; `gimp`: inside a real GIMP; `gpu`: needs CUDA (skipped
+  here without a CUDA device). Quick loop: `pytest -m "not slow and not gimp"`.
+- `engine`: one CPU model (VGG-19 loaded once) for the whole session; test files that define their
+  own `engine` fixture (a server process, a model of their own) use theirs.
+- `plugin_client`: the plug-in's own engine client (tests/plugin_client.py).
+- `fake_analogy`, `api`: the HTTP application in this process (server.app.create_app over a
+  real JobManager) with a fake analogy function, for API, jobs and bad-input tests that need no
+  model (tests/api_harness.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(item.get_closest_marker("gpu") for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Any:
+    """The model on the CPU, loaded once per session (analogy_engine.Engine)."""
+    from analogy_engine import Engine
+
+    return Engine.load("cpu")
+
+
+@pytest.fixture(scope="session")
+def plugin_client() -> ModuleType:
+    """dia_client from the repository's plug-in folder."""
+    from plugin_client import load_plugin_client
+
+    return load_plugin_client()
+
+
+@pytest.fixture
+def fake_analogy() -> Any:
+    from api_harness import FakeAnalogy
+
+    return FakeAnalogy()
+
+
+@pytest.fixture
+def api(tmp_path: Any, fake_analogy: Any) -> Iterator[Any]:
+    """The API in this process over a fake analogy function, test hooks enabled."""
+    from api_harness import InProcessApi
+
+    with InProcessApi(fake_analogy) as app:
+        yield app
