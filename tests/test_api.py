@@ -18,8 +18,8 @@ CANCEL_LATENCY_S = 1.5  # "stops within about a second"; some slack for a loaded
 
 
 @pytest.fixture(scope="module")
-def engine() -> Engine:
-    engine = Engine.load("cpu")
+def engine(engine: Engine) -> Engine:
+    """The session's CPU model (conftest.py), warmed up."""
     # Warm-up: a process's first backward pass costs ~1 s once (autograd set-up); the cancel
     # tests measure the steady state (a fresh server pays it once per launch).
     analogy(example("a.jpg", 48, 48), example("b_prime.png", 48, 48), AnalogyParams(size=32, preset="fast"),

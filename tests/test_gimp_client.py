@@ -106,6 +106,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> EngineProcess:
     proc.stop()
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_job_through_the_runtime_file(engine: EngineProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIA_RUNTIME_FILE", str(engine.runtime))
     monkeypatch.delenv("FLATPAK_ID", raising=False)

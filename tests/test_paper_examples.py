@@ -35,11 +35,6 @@ PAIRS = [
 pytestmark = pytest.mark.skipif(not FOLDER.is_dir(), reason=f"no paper examples at {FOLDER}")
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine.load("cpu")
-
-
 def colour_stats(image: np.ndarray) -> np.ndarray:
     pixels = image.reshape(-1, 3).astype(np.float64)
     return np.concatenate([pixels.mean(0), pixels.std(0)])

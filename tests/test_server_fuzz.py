@@ -230,6 +230,7 @@ def fuzz_requests(draw) -> dict:
     return {"method": method, "path": path, "headers": headers, "params": query, "data": body}
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_fuzz_thousand_requests(engine: Engine) -> None:
     codes: Counter[int] = Counter()
     known_ids: list[str] = []

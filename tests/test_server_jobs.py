@@ -47,6 +47,7 @@ def test_cancel_stops_a_running_job_within_a_second(engine: Engine) -> None:
     assert engine.delete(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"  # idempotent
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_cancel_reaches_the_real_algorithm(engine: Engine) -> None:
     # A working size that takes well over ten seconds here; cancelled inside the L-BFGS
     # inversion, which polls cancel() after every network pass.
