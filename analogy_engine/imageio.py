@@ -82,12 +82,13 @@ def load_image(source: str | Path | bytes, name: str = "image") -> np.ndarray:
                 return to_rgb8(image)
     except InputError:
         raise
-    except Image.DecompressionBombError:
-        # Pillow refuses before its size is known to us: it is far beyond our own limit.
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow refuses before its size is known to us: it is beyond its pixel limit, which is
+        # ours once server.images has set Image.MAX_IMAGE_PIXELS (in the same process).
         raise InputError(
             f"{name} is larger than the limit of {MAX_INPUT_PIXELS // 1_000_000} megapixels"
         ) from None
-    except (UnidentifiedImageError, Image.DecompressionBombWarning) as error:
+    except UnidentifiedImageError as error:
         raise InputError(f"{name}: not an image that can be read ({error.__class__.__name__})") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError(f"{name}: the image file is damaged or unsupported ({error})") from None
