@@ -6,22 +6,16 @@ import logging
 import threading
 import time
 
-import torch
-
 from analogy_engine import Engine
+from analogy_engine.devices import resolve_device as engine_device
 
 log = logging.getLogger("server.engines")
 
 
 def resolve_device(name: str) -> str:
-    """auto|cpu|cuda → cpu|cuda; ValueError when CUDA is asked for but absent."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but PyTorch sees no CUDA GPU here; use auto or cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda (got {name!r})")
-    return name
+    """auto|cpu|cuda → cpu|cuda, by the engine's own rule; ValueError (ParamsError) when CUDA is
+    asked for but absent or the name is unknown."""
+    return engine_device(name).type
 
 
 class EnginePool:
