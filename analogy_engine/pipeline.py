@@ -142,6 +142,20 @@ def _blend_weight(features: Tensor, alpha: float) -> Tensor:
     return alpha * (normalised >= MASK_THRESHOLD).to(features.dtype)
 
 
+def _blend(own: Tensor, r: Tensor, alpha: float) -> Tensor:
+    """The unknown image's features: its own where they are strong (weight α), R elsewhere."""
+    weight = _blend_weight(own, alpha)
+    return own * weight + r * (1 - weight)
+
+
+def _stacks(pair: list[Pyramid], step: Step, unknowns: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """A with A′ against B with B′ at the step's level (one dot product is the paper's two-pair
+    similarity), projected onto the step's principal components; `unknowns` is (A′, B)."""
+    a, b_prime = pair[0][step.level], pair[1][step.level]
+    stack_a, stack_b = match.stack_pairs(a, unknowns[0]), match.stack_pairs(unknowns[1], b_prime)
+    return match.project(stack_a, stack_b, step.dims)
+
+
 def _hw(t: Tensor) -> tuple[int, int]:
     return (t.shape[-2], t.shape[-1])
 
@@ -233,16 +247,11 @@ def _locate_between_cells(
         for d in directions:
             d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
         return
-    unknowns = []
-    for d in directions:
-        own, other = pair[d.own][step.level], pair[1 - d.own][step.level]
-        weight = _blend_weight(own, step.alpha)
-        unknowns.append(own * weight + warp(other, d.field) * (1 - weight))
-    stacks = match.project(
-        match.stack_pairs(pair[0][step.level], unknowns[0]),
-        match.stack_pairs(unknowns[1], pair[1][step.level]),
-        step.dims,
-    )
+    unknowns = [
+        _blend(pair[d.own][step.level], warp(pair[1 - d.own][step.level], d.field), step.alpha)
+        for d in directions
+    ]
+    stacks = _stacks(pair, step, (unknowns[0], unknowns[1]))
     for d in directions:
         d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
 
@@ -276,17 +285,11 @@ def match_pyramids(
             elif step.entry == "invert":
                 d.field = _carry(d.carried, previous, step, d.own)
             d.position = None
-            weight = _blend_weight(own[step.level], step.alpha)
-            d.unknown = own[step.level] * weight + r * (1 - weight)
+            d.unknown = _blend(own[step.level], r, step.alpha)
             timer.add("inversion", t)
         t = time.perf_counter()
-        # A with A′ against B with B′: one dot product is the paper's two-pair similarity.
-        stack_a, stack_b = match.project(
-            match.stack_pairs(pair[0][step.level], directions[0].unknown),
-            match.stack_pairs(directions[1].unknown, pair[1][step.level]),
-            step.dims,
-        )
-        stacks = (stack_a, stack_b)
+        unknowns = (directions[0].unknown, directions[1].unknown)
+        stacks = _stacks(pair, step, unknowns)  # type: ignore[arg-type]
         for d in directions:
             src, tgt = stacks[d.own], stacks[1 - d.own]
             n, per = step.match_units[0 if d.name == "ab" else 1]
