@@ -66,7 +66,8 @@ install_plugin() {
         # Replace only our own folder, so that stale modules from older versions disappear.
         rm -rf "$target"
         mkdir -p "$target"
-        cp "$ROOT/gimp_plugin/$PLUGIN"/*.py "$target/"
+        # -L: dia_contract.py is a link to analogy_engine/contract.py in the checkout; copy the file.
+        cp -L "$ROOT/gimp_plugin/$PLUGIN"/*.py "$target/"
         chmod 755 "$target/$PLUGIN.py"
         # The plug-in starts the engine with this Python when none is running.
         printf '{"python": "%s", "root": "%s"}\n' "$(json_escape "$ROOT/.venv/bin/python")" \

@@ -1,10 +1,28 @@
-"""Deep Image Analogy (Liao et al., SIGGRAPH 2017) as a typed PyTorch library."""
+"""Deep Image Analogy (Liao et al., SIGGRAPH 2017) as a typed PyTorch library.
 
-from .params import PRESETS, AnalogyParams, ParamsError, Preset, working_size
-from .pipeline import Engine, analogy
-from .types import AnalogyResult, Cancelled, InputError
+The names below load on first use (PEP 562), so that `analogy_engine.contract` — the standard
+library module the server's launcher and the plug-in share — imports without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "PRESETS": "params",
+    "AnalogyParams": "params",
+    "ParamsError": "params",
+    "Preset": "params",
+    "working_size": "params",
+    "Engine": "pipeline",
+    "analogy": "pipeline",
+    "AnalogyResult": "types",
+    "Cancelled": "types",
+    "InputError": "types",
+}
 
 __all__ = [
     "PRESETS",
@@ -18,3 +36,16 @@ __all__ = [
     "analogy",
     "working_size",
 ]
+
+if TYPE_CHECKING:
+    from .params import PRESETS, AnalogyParams, ParamsError, Preset, working_size
+    from .pipeline import Engine, analogy
+    from .types import AnalogyResult, Cancelled, InputError
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'analogy_engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from .imageio import load_image, save_png
-from .params import DEVICES, MAX_SIZE, MIN_SIZE, MODES, PRESET_NAMES, AnalogyParams, ParamsError
+from .params import AnalogyParams, ParamsError
 from .pipeline import Engine, analogy
 from .types import Cancelled, InputError
 
@@ -28,8 +28,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+def add_params_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per AnalogyParams field, from the field's Option (params.py)."""
+    for name, (option, default) in AnalogyParams.options().items():
+        flag = "--" + name.replace("_", "-")
+        if option.kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=option.help)
+            continue
+        kwargs: dict = {"type": option.kind, "default": default, "help": option.help}
+        if option.choices:
+            kwargs["choices"] = option.choices
+        if option.metavar:
+            kwargs["metavar"] = option.metavar
+        parser.add_argument(flag, **kwargs)
+
+
+def params_from(args: argparse.Namespace) -> AnalogyParams:
+    return AnalogyParams(**{name: getattr(args, name) for name in AnalogyParams.options()})
+
+
 def build_parser() -> argparse.ArgumentParser:
-    defaults = AnalogyParams()
     parser = _Parser(
         prog="python -m analogy_engine",
         description="Deep Image Analogy: A′ (A's structure, B′'s look) and B (B′'s structure, A's look).",
@@ -37,28 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("a", metavar="A_IMAGE", help="content image A")
     parser.add_argument("b_prime", metavar="B_PRIME_IMAGE", help="reference image B′")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    parser.add_argument("--mode", choices=MODES, default=defaults.mode)
-    parser.add_argument("--size", type=int, default=None, metavar="N",
-                        help=f"longest side of the working resolution ({MIN_SIZE}–{MAX_SIZE}); "
-                        "default: the original's rule (≤ 700 px, ≤ 0.35 MP)")
-    parser.add_argument("--preset", choices=PRESET_NAMES, default=defaults.preset,
-                        help="speed/quality; 'faithful' reproduces the original's parameters")
-    parser.add_argument("--device", choices=DEVICES, default=defaults.device)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--weight", type=int, choices=(1, 2, 3), default=None,
-                        help="blend weights: higher keeps more of the source's structure (default: by mode)")
-    parser.add_argument("--ratio", type=float, default=None,
-                        help="extra scale of the working size, 0.1–1 "
-                        "(default: by mode; 0.5 for style-to-photo)")
-    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
-                        help="edge-aware refinement guided by the source (default: on for photo-to-photo)")
+    add_params_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def run(args: argparse.Namespace) -> dict:
-    params = AnalogyParams(mode=args.mode, preset=args.preset, size=args.size, device=args.device,
-                           seed=args.seed, weight=args.weight, ratio=args.ratio, refine=args.refine)
+    params = params_from(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")

@@ -10,19 +10,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .params import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MIN_INPUT_SIDE
+from .contract import MAX_INPUT_PIXELS, InputSizeError, check_input_size
 from .types import InputError
 
 
 def check_size(width: int, height: int, name: str) -> None:
-    """Refuse sizes the engine cannot use, before any pixel is decoded."""
-    if min(width, height) < MIN_INPUT_SIDE:
-        raise InputError(f"{name} is {width}×{height} pixels; each side must be at least {MIN_INPUT_SIDE}")
-    if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
-        raise InputError(
-            f"{name} is {width}×{height} pixels; the limit is {MAX_INPUT_PIXELS // 1_000_000} "
-            f"megapixels and {MAX_INPUT_SIDE} pixels a side"
-        )
+    """Refuse sizes the engine cannot use, before any pixel is decoded (contract.py's rule)."""
+    try:
+        check_input_size(width, height, name)
+    except InputSizeError as error:
+        raise InputError(str(error)) from None
 
 
 # Rows converted at a time in to_rgb8's grey paths: the temporaries stay a few MB whatever the

@@ -1,9 +1,12 @@
 """The one typed definition of every option: the CLI, the server and the GIMP plug-in follow it.
 
-`AnalogyParams` is what a user chooses (mode, preset, size, device, seed). `Preset` holds the
-algorithm's knobs; `PRESETS["faithful"]` reproduces the reference parameters of the original
-implementation (see docs/architecture.md). `resolve()` turns the user's choice into the concrete `Settings`
-the pipeline runs with, so mode defaults (weight, ratio, refinement) live in exactly one place.
+`AnalogyParams` is what a user chooses (mode, preset, size, device, seed, …); each field carries
+an `Option` (its kind, choices or range, help) from which `validate()`, `schema()`,
+`json_schema()` (the server's form schema) and the CLI's flags (cli.py) are derived. `Preset`
+holds the algorithm's knobs; `PRESETS["faithful"]` reproduces the reference parameters of the
+original implementation (see docs/architecture.md). `resolve()` turns the user's choice into
+the concrete `Settings` the pipeline runs with, so mode defaults (weight, ratio, refinement)
+live in exactly one place. Names and limits shared with the plug-in live in contract.py.
 """
 
 from __future__ import annotations
@@ -11,16 +14,31 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, field
+from typing import Any
 
-Mode = Literal["photo-to-style", "style-to-style", "style-to-photo", "photo-to-photo"]
-PresetName = Literal["faithful", "balanced", "fast"]
-DeviceName = Literal["auto", "cpu", "cuda"]
+from .contract import (
+    DEFAULT_DEVICE,
+    DEFAULT_MODE,
+    DEFAULT_PRESET,
+    DEVICES,
+    MAX_INPUT_PIXELS,
+    MAX_INPUT_SIDE,
+    MAX_SIZE,
+    MIN_INPUT_SIDE,
+    MIN_SIZE,
+    MODES,
+    PRESET_NAMES,
+    DeviceName,
+    Mode,
+    PresetName,
+)
 
-MODES: tuple[str, ...] = get_args(Mode)
-PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
-DEVICES: tuple[str, ...] = get_args(DeviceName)
+__all__ = [
+    "ALPHAS", "DEVICES", "MAX_INPUT_PIXELS", "MAX_INPUT_SIDE", "MAX_SIZE", "MIN_INPUT_SIDE", "MIN_SIZE",
+    "MODES", "MODE_DEFAULTS", "PRESETS", "PRESET_NAMES", "AnalogyParams", "Option", "ParamsError",
+    "Preset", "Settings", "effective_size", "resolve", "validate", "working_size",
+]
 
 # Blend weights α for levels 4..1 (relu4_1 .. relu1_1), keyed by the original's "weight" switch.
 ALPHAS: dict[int, tuple[float, float, float, float]] = {
@@ -28,12 +46,7 @@ ALPHAS: dict[int, tuple[float, float, float, float]] = {
     2: (0.8, 0.7, 0.6, 0.1),
     3: (0.9, 0.8, 0.7, 0.2),
 }
-
-MIN_SIZE = 32  # working side in pixels: two cells of the 16× coarser relu5_1 map
-MAX_SIZE = 2048  # working side; beyond this VGG matching costs grow with no visible gain
-MAX_INPUT_SIDE = 30_000
-MAX_INPUT_PIXELS = 60_000_000  # 60 MP: well above a 12 MP photo, well below a decompression bomb
-MIN_INPUT_SIDE = 8
+MAX_SEED = 2**31 - 1
 
 
 class ParamsError(ValueError):
@@ -106,17 +119,95 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
+class Option:
+    """How one AnalogyParams field is checked and offered: its kind, choices or range, and help."""
+
+    kind: type  # str, int, float or bool
+    help: str
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False  # None means "the mode's default" (or the original's size rule)
+    metavar: str | None = None
+
+    def describe(self) -> str:
+        """What a valid value is, in the words of the error messages."""
+        if self.kind is bool:
+            text = "true, false" if self.nullable else "true or false"
+        elif self.choices and self.kind is str:
+            text = "one of " + ", ".join(self.choices)
+        elif self.choices:
+            names = [str(c) for c in self.choices]
+            text = ", ".join(names[:-1]) + " or " + names[-1]
+        else:
+            noun = "an integer" if self.kind is int else "a number"
+            text = f"{noun} from {self.low} to {self.high}"
+        return text + " or null" if self.nullable else text
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if self.kind is bool:
+            return isinstance(value, bool)
+        if self.kind is str:
+            return isinstance(value, str) and value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        if self.choices:
+            return value in self.choices
+        # Compare before math.isfinite: a 400-digit integer overflows a float (OverflowError).
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high and math.isfinite(value)
+
+    def schema(self, default: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind.__name__, "default": default, "help": self.help}
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.low is not None:
+            out["min"], out["max"] = self.low, self.high
+        if self.nullable:
+            out["nullable"] = True
+        return out
+
+    def json_schema(self) -> dict[str, Any]:
+        kind = {str: "string", int: "integer", float: "number", bool: "boolean"}[self.kind]
+        out: dict[str, Any] = {"type": [kind, "null"] if self.nullable else kind, "description": self.help}
+        if self.choices:
+            out["enum"] = [*self.choices, None] if self.nullable else list(self.choices)
+        if self.low is not None:
+            out["minimum"], out["maximum"] = self.low, self.high
+        return out
+
+
+def _option(default: Any, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"option": Option(**kwargs)})
+
+
+@dataclass(frozen=True)
 class AnalogyParams:
     """What the user chooses. `None` means "the mode's default" (see MODE_DEFAULTS)."""
 
-    mode: Mode = "photo-to-style"
-    preset: PresetName = "balanced"
-    size: int | None = None  # longest side of the working resolution; None: the original's rule
-    device: DeviceName = "auto"
-    seed: int = 0
-    weight: int | None = None  # 1, 2 or 3: the α set of the blend
-    ratio: float | None = None  # extra scale on the working size (0.5 suits faces)
-    refine: bool | None = None  # edge-aware refinement guided by the source (photo → photo)
+    mode: Mode = _option(DEFAULT_MODE, kind=str, choices=MODES,
+                         help="which kind of images A and B′ are")
+    preset: PresetName = _option(DEFAULT_PRESET, kind=str, choices=PRESET_NAMES,
+                                 help="speed/quality; 'faithful' reproduces the original's parameters")
+    size: int | None = _option(None, kind=int, low=MIN_SIZE, high=MAX_SIZE, nullable=True, metavar="N",
+                               help=f"longest side of the working resolution ({MIN_SIZE}–{MAX_SIZE}); "
+                               "default: the original's rule (≤ 700 px, ≤ 0.35 MP)")
+    device: DeviceName = _option(DEFAULT_DEVICE, kind=str, choices=DEVICES,
+                                 help="where to compute; auto: the GPU when there is one")
+    seed: int = _option(0, kind=int, low=0, high=MAX_SEED, metavar="N",
+                        help="random seed of PatchMatch (same seed, same device: same result)")
+    weight: int | None = _option(None, kind=int, choices=tuple(ALPHAS), nullable=True,
+                                 help="blend weights: higher keeps more of the source's structure "
+                                 "(default: by mode)")
+    ratio: float | None = _option(None, kind=float, low=0.1, high=1.0, nullable=True, metavar="R",
+                                  help="extra scale of the working size, 0.1–1 (default: by mode)")
+    refine: bool | None = _option(None, kind=bool, nullable=True,
+                                  help="edge-aware refinement guided by the source "
+                                  "(default: on for photo-to-photo)")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -140,46 +231,30 @@ class AnalogyParams:
         return cls(**data)
 
     @classmethod
+    def options(cls) -> dict[str, tuple[Option, Any]]:
+        """Each field's Option and default, in declaration order."""
+        return {f.name: (f.metadata["option"], f.default) for f in dataclasses.fields(cls)}
+
+    @classmethod
     def schema(cls) -> dict[str, Any]:
         """Choices, defaults and ranges, for clients that build their own option widgets."""
+        return {name: option.schema(default) for name, (option, default) in cls.options().items()}
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of the `params` object (the server's OpenAPI form schema uses it)."""
         return {
-            "mode": {"choices": list(MODES), "default": "photo-to-style"},
-            "preset": {"choices": list(PRESET_NAMES), "default": "balanced"},
-            "size": {"min": MIN_SIZE, "max": MAX_SIZE, "default": None},
-            "device": {"choices": list(DEVICES), "default": "auto"},
-            "seed": {"min": 0, "max": 2**31 - 1, "default": 0},
-            "weight": {"choices": [1, 2, 3], "default": None},
-            "ratio": {"min": 0.1, "max": 1.0, "default": None},
-            "refine": {"type": "bool", "default": None},
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {name: option.json_schema() for name, (option, _) in cls.options().items()},
         }
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ParamsError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def validate(p: AnalogyParams) -> None:
-    _check_choice("mode", p.mode, MODES)
-    _check_choice("preset", p.preset, PRESET_NAMES)
-    _check_choice("device", p.device, DEVICES)
-    if p.size is not None and (not _is_int(p.size) or not MIN_SIZE <= p.size <= MAX_SIZE):
-        raise ParamsError(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE} or null (got {p.size!r})")
-    if not _is_int(p.seed) or not 0 <= p.seed <= 2**31 - 1:
-        raise ParamsError(f"seed must be an integer from 0 to {2**31 - 1} (got {p.seed!r})")
-    if p.weight is not None and (not _is_int(p.weight) or p.weight not in ALPHAS):
-        raise ParamsError(f"weight must be 1, 2 or 3 or null (got {p.weight!r})")
-    if p.ratio is not None:
-        ok = isinstance(p.ratio, (int, float)) and not isinstance(p.ratio, bool)
-        # Compare before math.isfinite: a 400-digit integer overflows a float (OverflowError).
-        if not ok or not 0.1 <= p.ratio <= 1.0 or not math.isfinite(p.ratio):
-            raise ParamsError(f"ratio must be a number from 0.1 to 1.0 or null (got {p.ratio!r})")
-    if p.refine is not None and not isinstance(p.refine, bool):
-        raise ParamsError(f"refine must be true, false or null (got {p.refine!r})")
+    for name, (option, _) in p.options().items():
+        value = getattr(p, name)
+        if not option.accepts(value):
+            raise ParamsError(f"{name} must be {option.describe()} (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -228,3 +303,11 @@ def working_size(height: int, width: int, size: int | None, ratio: float = 1.0) 
         return int(min(MAX_SIZE, max(MIN_SIZE, round(n * scale / 16) * 16)))
 
     return side(height), side(width)
+
+
+def effective_size(params: AnalogyParams, shapes: list[tuple[int, int]]) -> int:
+    """The `size` (longest working side, before `ratio`) the engine works at for inputs of these
+    (height, width) shapes: `params.size`, or what the original's rule gives the larger input."""
+    if params.size is not None:
+        return params.size
+    return max(max(working_size(h, w, None, 1.0)) for h, w in shapes)

@@ -42,7 +42,12 @@ SUBMIT_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "required": ["a", "b_prime"],
                     "properties": {
-                        "params": {"type": "string", "description": "JSON object of AnalogyParams fields"},
+                        "params": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": AnalogyParams.json_schema(),
+                            "description": "JSON object of AnalogyParams fields (GET /v1/params)",
+                        },
                         "a": {"type": "string", "format": "binary"},
                         "b_prime": {"type": "string", "format": "binary"},
                         "a_width": {"type": "integer"},

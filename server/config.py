@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from analogy_engine.contract import MAX_INPUT_PIXELS
+
 
 def default_max_body() -> int:
     """Two raw RGBA images at the pixel limit plus room for the small fields: any input the
     engine accepts fits, so a plug-in never meets this limit with a valid request."""
-    from analogy_engine.params import MAX_INPUT_PIXELS  # imports torch: only once really starting
-
     return 2 * MAX_INPUT_PIXELS * 4 + (1 << 20)
 
 

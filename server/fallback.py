@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from analogy_engine import AnalogyParams, AnalogyResult
-from analogy_engine.params import MIN_SIZE, resolve, working_size
+from analogy_engine.params import MIN_SIZE, effective_size, resolve
 
 log = logging.getLogger("server.fallback")
 
@@ -25,16 +25,9 @@ class Attempt:
     degraded: str | None  # what this attempt changed, for the job status and report
 
 
-def longest_side(params: AnalogyParams, shapes: list[tuple[int, int]]) -> int:
-    """The `size` that reproduces the working size the engine picks for these inputs (before ratio)."""
-    if params.size is not None:
-        return params.size
-    return max(max(working_size(h, w, None, 1.0)) for h, w in shapes)
-
-
 def plan(params: AnalogyParams, device: str, shapes: list[tuple[int, int]]) -> list[Attempt]:
     attempts = [Attempt(params, device, None)]
-    side = longest_side(params, shapes)
+    side = effective_size(params, shapes)
     ratio = resolve(params).ratio
     tried = {side}
     for factor in SHRINK:

@@ -16,8 +16,8 @@ import zlib
 import numpy as np
 from PIL import Image, ImageFile
 
+from analogy_engine.contract import MAX_INPUT_PIXELS, InputSizeError, check_input_size
 from analogy_engine.imageio import to_rgb8
-from analogy_engine.params import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MIN_INPUT_SIDE
 
 from .errors import ApiError
 
@@ -42,16 +42,10 @@ def clean_message(text: str) -> str:
 
 
 def check_dimensions(width: int, height: int, label: str) -> None:
-    if width <= 0 or height <= 0:
-        raise ApiError(400, f"{label}: the image is empty ({width}×{height} pixels)")
-    if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
-        raise ApiError(
-            413,
-            f"{label}: {width}×{height} pixels is over the limit of {MAX_INPUT_PIXELS:,} pixels "
-            f"and {MAX_INPUT_SIDE} pixels a side",
-        )
-    if min(width, height) < MIN_INPUT_SIDE:
-        raise ApiError(400, f"{label}: {width}×{height} pixels; each side must be at least {MIN_INPUT_SIDE}")
+    try:
+        check_input_size(width, height, label)
+    except InputSizeError as error:
+        raise ApiError(413 if error.too_large else 400, str(error)) from None
 
 
 def png_size(data: bytes | bytearray, label: str) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from analogy_engine import AnalogyParams, AnalogyResult
+from analogy_engine.contract import RESULT_PARTS
 
 from .config import ServerConfig
 from .engines import EnginePool
@@ -32,7 +33,7 @@ log = logging.getLogger("server.jobs")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
-RESULT_NAMES = ("a_prime", "b", "mask_a_prime", "mask_b", "flow_ab", "flow_ba")
+RESULT_NAMES = RESULT_PARTS
 # A job runs as `runner(job) -> (result, degraded)`; see worker.Runner.
 RunJob = Callable[["Job"], "tuple[AnalogyResult, str | None]"]
 

@@ -5,7 +5,7 @@ swapped into place atomically: a reader sees either no file or a complete one.
 
 Whatever sits at that path is not trusted: `read` opens it without following a symbolic link
 and without blocking (a FIFO), and accepts only a regular file owned by this user with no
-permissions for group or others, of at most MAX_SIZE bytes. Which engine owns the path is
+permissions for group or others, of at most contract.RUNTIME_FILE_MAX bytes. Which engine owns the path is
 decided by a lock (`lock`) on `<runtime file>.lock` beside it, not by the file's contents.
 """
 
@@ -15,27 +15,17 @@ import contextlib
 import json
 import os
 import stat
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-APP_DIR = "deep-image-analogy"
-FILE_NAME = "engine.json"
-MAX_SIZE = 4096  # a real runtime file is about 150 bytes
+from analogy_engine import contract
 
-
-def default_path(environ: dict[str, str] | None = None) -> Path:
-    """The path rules of API.md: $DIA_RUNTIME_FILE, $XDG_RUNTIME_DIR, then a per-user cache dir."""
-    env = os.environ if environ is None else environ
-    if env.get("DIA_RUNTIME_FILE"):
-        return Path(env["DIA_RUNTIME_FILE"])
-    if sys.platform == "win32":
-        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / APP_DIR / FILE_NAME
-    if env.get("XDG_RUNTIME_DIR"):
-        return Path(env["XDG_RUNTIME_DIR"]) / APP_DIR / FILE_NAME
-    return Path.home() / ".cache" / APP_DIR / FILE_NAME
+# One set of rules for the engine and the plug-in (analogy_engine/contract.py).
+default_path = contract.runtime_file_path
+read = contract.read_runtime_file
+read_trusted = contract.read_trusted
+trusted = contract.trusted
 
 
 def write(path: Path, info: dict[str, Any]) -> None:
@@ -51,45 +41,6 @@ def write(path: Path, info: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def read(path: Path) -> dict[str, Any] | None:
-    """The runtime file's contents, or None when it is missing, unreadable or not trustworthy."""
-    data = read_trusted(path)
-    if data is None:
-        return None
-    try:
-        info = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return info if isinstance(info, dict) else None
-
-
-def read_trusted(path: Path, max_size: int = MAX_SIZE) -> bytes | None:
-    """The bytes of `path` if it is a regular file (not a link), ours, private and small."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except OSError:  # missing, a symlink (ELOOP), no permission
-        return None
-    try:
-        info = os.fstat(fd)
-        if not trusted(info):
-            return None
-        data = os.read(fd, max_size + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) <= max_size else None
-
-
-def trusted(info: os.stat_result) -> bool:
-    if not stat.S_ISREG(info.st_mode):
-        return False
-    if sys.platform == "win32":  # no owner or mode bits to check; the folder is per-user
-        return True
-    return info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0
 
 
 class Lock:

@@ -227,3 +227,29 @@ def test_schema_matches_validation() -> None:
     for size in (schema["size"]["min"] - 1, schema["size"]["max"] + 1):
         with pytest.raises(ParamsError):
             AnalogyParams(size=size)
+
+
+def test_one_definition_drives_validation_schema_and_cli() -> None:
+    """Each AnalogyParams field's Option makes its CLI flag, its schema entry and its check."""
+    from analogy_engine.cli import build_parser, params_from
+
+    options = AnalogyParams.options()
+    parser = build_parser()
+    flags = {a.dest: a for a in parser._actions if a.option_strings}
+    defaults = params_from(parser.parse_args(["a.png", "b.png", "--out", "o"]))
+    assert defaults == AnalogyParams()
+    json_schema = AnalogyParams.json_schema()
+    for name, (option, default) in options.items():
+        assert name in flags, name
+        assert json_schema["properties"][name]["description"] == option.help
+        assert AnalogyParams.schema()[name]["default"] == default
+        if option.choices:
+            assert tuple(flags[name].choices) == option.choices
+            bad = "nonsense" if option.kind is str else 99
+            with pytest.raises(ParamsError, match=f"^{name} must be"):
+                AnalogyParams(**{name: bad})
+    set_all = params_from(parser.parse_args(["a.png", "b.png", "--out", "o", "--mode", "style-to-photo",
+                                             "--size", "64", "--weight", "2", "--ratio", "0.5", "--no-refine",
+                                             "--seed", "7", "--preset", "fast", "--device", "cpu"]))
+    assert set_all == AnalogyParams(mode="style-to-photo", size=64, weight=2, ratio=0.5, refine=False,
+                                    seed=7, preset="fast", device="cpu")

@@ -184,7 +184,11 @@ def test_install_sh_plugin_idempotent_and_uninstall(tmp_path: Path) -> None:
     assert main.read_text().startswith("#!/usr/bin/env python3")
     assert {p.name for p in target.iterdir()} >= {"dia_client.py", "dia_http.py", "dia_engine.py",
                                                    "dia_job.py", "dia_layers.py", "dia_options.py",
-                                                   "dia_ui.py", "engine.json"}
+                                                   "dia_ui.py", "dia_contract.py", "engine.json"}
+    # The contract arrives as a file (the checkout's link resolved), so the folder can move.
+    contract = target / "dia_contract.py"
+    assert not contract.is_symlink()
+    assert contract.read_bytes() == (REPO / "analogy_engine" / "contract.py").read_bytes()
     recorded = json.loads((target / "engine.json").read_text())
     assert recorded["python"] == str(REPO / ".venv" / "bin" / "python")
     # Every 3.x profile, and a second run changes nothing but refreshes the files.

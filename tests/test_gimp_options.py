@@ -1,30 +1,58 @@
-"""The plug-in's choices follow analogy_engine.params (the one typed definition of options)."""
+"""The plug-in's options follow the engine: nicks and limits from the shared contract module,
+the procedure's arguments from one table (dia_options.ARGUMENTS)."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from analogy_engine import params
+from analogy_engine import contract, params
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent / "gimp_plugin" / "deep_image_analogy"
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN_DIR = REPO / "gimp_plugin" / "deep_image_analogy"
 sys.path.insert(0, str(PLUGIN_DIR))
 import dia_options as opts  # noqa: E402
 
 
-def test_choices_equal_params() -> None:
-    assert opts.nicks(opts.MODE_CHOICES) == params.MODES
-    assert opts.nicks(opts.PRESET_CHOICES) == params.PRESET_NAMES
-    assert opts.nicks(opts.DEVICE_CHOICES) == params.DEVICES
+def test_plugin_contract_is_the_engines_file() -> None:
+    """One file, not a copy: in the checkout the plug-in's dia_contract.py is a link to it."""
+    link = PLUGIN_DIR / "dia_contract.py"
+    assert link.is_symlink()
+    assert link.resolve() == REPO / "analogy_engine" / "contract.py"
 
 
-def test_limits_equal_params() -> None:
-    assert (opts.MIN_SIZE, opts.MAX_SIZE) == (params.MIN_SIZE, params.MAX_SIZE)
-    assert opts.MIN_INPUT_SIDE == params.MIN_INPUT_SIDE
-    assert opts.MAX_INPUT_PIXELS == params.MAX_INPUT_PIXELS
+def test_contract_needs_only_the_standard_library(tmp_path: Path) -> None:
+    """GIMP's Python has no numpy or torch, and the file is imported alone beside the plug-in."""
+    source = (REPO / "analogy_engine" / "contract.py").read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "a relative import breaks the copy beside the plug-in"
+            names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, name
+    (tmp_path / "dia_contract.py").write_text(source, encoding="utf-8")
+    check = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import dia_contract as c; "
+             "assert c.MODES and 'numpy' not in sys.modules; "
+             "print(c.runtime_file_path({'DIA_RUNTIME_FILE': '/x/engine.json'}))")
+    out = subprocess.run([sys.executable, "-I", "-c", check], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "/x/engine.json"
+
+
+def test_choices_follow_the_contract() -> None:
+    assert opts.nicks(opts.MODE_CHOICES) == contract.MODES == params.MODES
+    assert opts.nicks(opts.PRESET_CHOICES) == contract.PRESET_NAMES == tuple(params.PRESETS)
+    assert opts.nicks(opts.DEVICE_CHOICES) == contract.DEVICES
 
 
 def test_defaults_equal_params() -> None:
@@ -44,37 +72,24 @@ def test_engine_params_are_valid(size: int, mode: str) -> None:
             assert parsed.size == (None if size == 0 else max(params.MIN_SIZE, size))
 
 
-def test_dialog_arguments_use_these_choices_and_defaults() -> None:
-    """The procedure declares its choices from dia_options, with defaults that exist."""
-    tree = ast.parse((PLUGIN_DIR / "deep_image_analogy.py").read_text(encoding="utf-8"))
-    declared = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_choice_argument":
-            name = node.args[0].value
-            source = node.args[3].args[0].attr  # choice(opts.X_CHOICES)
-            default = node.args[4].value
-            declared[name] = (source, default)
-    assert declared == {
-        "a-layer": ("A_LAYER_CHOICES", "first"),
-        "mode": ("MODE_CHOICES", params.AnalogyParams().mode),
-        "preset": ("PRESET_CHOICES", params.AnalogyParams().preset),
-        "results": ("RESULT_CHOICES", "both"),
-        "mask": ("MASK_CHOICES", "white"),
-        "device": ("DEVICE_CHOICES", params.AnalogyParams().device),
-    }
-    for source, default in declared.values():
-        assert default in opts.nicks(getattr(opts, source))
+def test_arguments_make_the_options() -> None:
+    """Every Options field is an argument (and back), each default is one of its choices."""
+    fields = {f.name.replace("_", "-") for f in dataclasses.fields(opts.Options)}
+    assert set(opts.OPTION_ARGUMENTS) == fields
+    assert len({arg.name for arg in opts.ARGUMENTS}) == len(opts.ARGUMENTS)
+    for arg in opts.ARGUMENTS:
+        assert arg.kind in ("choice", "int", "string", "layer"), arg
+        if arg.kind == "choice":
+            assert arg.default in opts.nicks(arg.choices), arg
+    size = next(arg for arg in opts.ARGUMENTS if arg.name == "size")
+    assert (size.low, size.high) == (opts.AUTO_SIZE, contract.MAX_SIZE)
 
 
 def test_mnemonics_are_unique_and_avoid_the_buttons() -> None:
     """Each dialog label has one mnemonic, none shared, none of Reset/Cancel/OK/Help's."""
-    tree = ast.parse((PLUGIN_DIR / "deep_image_analogy.py").read_text(encoding="utf-8"))
-    labels = [node.args[1].value for node in ast.walk(tree)
-              if isinstance(node, ast.Call) and getattr(node.func, "attr", "").startswith("add_")
-              and getattr(node.func, "attr", "").endswith("_argument")]
     keys = []
-    for label in labels:
-        assert label.count("_") == 1, label
-        keys.append(label[label.index("_") + 1].lower())
+    for arg in opts.ARGUMENTS:
+        assert arg.label.count("_") == 1, arg.label
+        keys.append(arg.label[arg.label.index("_") + 1].lower())
     assert len(set(keys)) == len(keys), keys
     assert not set(keys) & set("rcoh"), keys

@@ -36,6 +36,10 @@ import pytest
 from analogy_engine import AnalogyParams, AnalogyResult, Engine, analogy
 
 
+# Whole analogies at working size 128-256 on several cases: minutes on two cores.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return Engine.load("cpu")

@@ -38,7 +38,10 @@ PAIRS = [
     ("4photo2photo", "4", "photo-to-photo"),
 ]
 
-pytestmark = pytest.mark.skipif(not FOLDER.is_dir(), reason=f"no paper examples at {FOLDER}")
+pytestmark = [
+    pytest.mark.slow,  # a balanced analogy of each paper pair
+    pytest.mark.skipif(not FOLDER.is_dir(), reason=f"no paper examples at {FOLDER}"),
+]
 
 
 def palette_distance(x: np.ndarray, y: np.ndarray, n: int = 3000) -> float:

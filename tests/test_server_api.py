@@ -42,6 +42,7 @@ def in_process():
     return analogy(a, b_prime, AnalogyParams.from_dict(FAST_PARAMS), engine=Model.load("cpu"))
 
 
+@pytest.mark.slow  # two analogies through a real engine process and one in this process
 @pytest.mark.parametrize("raw_upload", [False, True], ids=["png-upload", "raw-upload"])
 def test_job_round_trip(engine: Engine, in_process, raw_upload: bool) -> None:
     a, b_prime = make_pair()

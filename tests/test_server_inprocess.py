@@ -9,6 +9,8 @@ import pytest
 from api_harness import FakeAnalogy, InProcessApi
 from server_harness import FAST_PARAMS, make_pair, png_bytes
 
+from analogy_engine import AnalogyParams
+
 RESULTS = ("a_prime", "b", "mask_a_prime", "mask_b", "flow_ab", "flow_ba")
 STATUS_KEYS = ["id", "state", "progress", "stage", "elapsed", "error", "degraded", "results", "report",
                "queue_position"]
@@ -46,6 +48,9 @@ def test_status_is_typed_in_the_openapi_schema(api: InProcessApi) -> None:
     assert list(status["properties"]) == STATUS_KEYS
     answer = schema["paths"]["/v1/jobs/{job_id}"]["get"]["responses"]["200"]
     assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/JobStatus")
+    form = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    params = form["schema"]["properties"]["params"]["contentSchema"]
+    assert params == AnalogyParams.json_schema()  # derived from the one definition in params.py
 
 
 @pytest.mark.parametrize("hook, words", [

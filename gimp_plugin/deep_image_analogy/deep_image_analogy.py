@@ -18,8 +18,6 @@ import dia_layers  # noqa: E402
 import dia_options as opts  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
-ARGUMENT_NAMES = ("mode", "preset", "size", "device", "results", "mask", "a-layer", "engine")
-
 
 def choice(options: tuple[opts.Choice, ...]) -> Gimp.Choice:
     result = Gimp.Choice.new()
@@ -28,8 +26,22 @@ def choice(options: tuple[opts.Choice, ...]) -> Gimp.Choice:
     return result
 
 
+def declare(procedure: Gimp.Procedure, arg: opts.Argument) -> None:
+    rw = GObject.ParamFlags.READWRITE
+    if arg.kind == "choice":
+        procedure.add_choice_argument(arg.name, arg.label, arg.blurb, choice(arg.choices), arg.default, rw)
+    elif arg.kind == "int":
+        procedure.add_int_argument(arg.name, arg.label, arg.blurb, arg.low, arg.high, arg.default, rw)
+    elif arg.kind == "string":
+        procedure.add_string_argument(arg.name, arg.label, arg.blurb, arg.default, rw)
+    elif arg.kind == "layer":
+        procedure.add_layer_argument(arg.name, arg.label, arg.blurb, True, rw)
+    else:
+        raise ValueError(f"unknown argument kind {arg.kind!r}")
+
+
 def options_from(config: Gimp.ProcedureConfig) -> opts.Options:
-    values = {name.replace("-", "_"): config.get_property(name) for name in ARGUMENT_NAMES}
+    values = {name.replace("-", "_"): config.get_property(name) for name in opts.OPTION_ARGUMENTS}
     values["engine"] = values["engine"] or ""  # an empty string argument arrives as None
     return opts.Options(**values)
 
@@ -47,7 +59,6 @@ class DeepImageAnalogy(Gimp.PlugIn):
         return [opts.PROCEDURE_NAME]
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
-        rw = GObject.ParamFlags.READWRITE
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(
@@ -62,27 +73,8 @@ class DeepImageAnalogy(Gimp.PlugIn):
             "that the plug-in starts when needed.",
             name)
         procedure.set_attribution("Deep Image Analogy for GIMP contributors", "MIT", "2025")
-        # Mnemonics avoid the dialog's own buttons (Reset, Cancel, OK, Help).
-        procedure.add_choice_argument("a-layer", "Layer _A is", "Which layer is A (the content)",
-                                      choice(opts.A_LAYER_CHOICES), "first", rw)
-        procedure.add_layer_argument("reference", "Re_ference layer",
-                                     "B′ when only one layer is selected (any open image)", True, rw)
-        procedure.add_choice_argument("mode", "_Mode", "Which kind of images A and B′ are",
-                                      choice(opts.MODE_CHOICES), "photo-to-style", rw)
-        procedure.add_choice_argument("preset", "_Quality", "Speed versus quality",
-                                      choice(opts.PRESET_CHOICES), "balanced", rw)
-        procedure.add_int_argument("size", "_Working size", "Longest side the matching works at; "
-                                   "0 = automatic (results always come at the layers' full size)",
-                                   opts.AUTO_SIZE, opts.MAX_SIZE, opts.AUTO_SIZE, rw)
-        procedure.add_choice_argument("results", "R_esults", "Which result layers to create",
-                                      choice(opts.RESULT_CHOICES), "both", rw)
-        procedure.add_choice_argument("mask", "Mas_k", "The result layers' masks",
-                                      choice(opts.MASK_CHOICES), "white", rw)
-        procedure.add_choice_argument("device", "_Device", "Where the engine computes",
-                                      choice(opts.DEVICE_CHOICES), "auto", rw)
-        procedure.add_string_argument("engine", "E_ngine address", "Empty: find or start the local "
-                                      "engine; else http://127.0.0.1:PORT[#TOKEN] or a runtime file",
-                                      "", rw)
+        for arg in opts.ARGUMENTS:
+            declare(procedure, arg)
         return procedure
 
     def run(self, procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,

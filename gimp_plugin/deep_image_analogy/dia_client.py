@@ -18,7 +18,6 @@ from dia_engine import (  # noqa: F401
     ENGINE_CONFIG,
     EXIT_ALREADY_RUNNING,
     LOOPBACK_HOSTS,
-    RUNTIME_FILE_MAX,
     START_TIMEOUT_S,
     Notify,
     connect,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dia_contract as contract
+from dia_contract import flatpak_runtime_file, in_flatpak, runtime_file_path  # noqa: F401
 from dia_http import Engine, EngineError
 
 # notify(fraction or None for "busy", text): the plug-in maps it onto GIMP's progress bar.
@@ -23,67 +24,15 @@ Notify = Callable[[float | None, str], None]
 ENGINE_CONFIG = Path(__file__).resolve().with_name("engine.json")  # written by install.sh
 START_TIMEOUT_S = 180.0  # first start imports torch and loads VGG-19 weights
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
-RUNTIME_FILE_MAX = 4096  # a real runtime file is about 150 bytes
 EXIT_ALREADY_RUNNING = 3  # the engine's exit code when another engine owns the runtime file
 
 
-def runtime_file_path(env: dict[str, str] | None = None) -> Path:
-    """Where the engine publishes its port and token (docs/http-api.md), seen from this process."""
-    env = dict(os.environ) if env is None else env
-    if env.get("DIA_RUNTIME_FILE"):
-        return Path(env["DIA_RUNTIME_FILE"]).expanduser()
-    if sys.platform == "win32":
-        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "deep-image-analogy" / "engine.json"
-    if in_flatpak(env):
-        # The sandbox has its own private XDG_RUNTIME_DIR and ~/.cache; this folder is the
-        # same path inside and outside, so an engine started on the host can publish here.
-        return flatpak_runtime_file(env)
-    if env.get("XDG_RUNTIME_DIR"):
-        return Path(env["XDG_RUNTIME_DIR"]) / "deep-image-analogy" / "engine.json"
-    return Path.home() / ".cache" / "deep-image-analogy" / "engine.json"
-
-
-def in_flatpak(env: dict[str, str] | None = None) -> bool:
-    env = dict(os.environ) if env is None else env
-    return bool(env.get("FLATPAK_ID")) or os.path.exists("/.flatpak-info")
-
-
-def flatpak_runtime_file(env: dict[str, str]) -> Path:
-    app = env.get("FLATPAK_ID") or "org.gimp.GIMP"
-    return Path.home() / ".var" / "app" / app / "cache" / "deep-image-analogy" / "engine.json"
-
-
 def read_runtime_file(path: Path) -> dict[str, Any] | None:
-    """The engine's port and token, from a file we can trust (as the engine checks it): a
-    regular file, not a symbolic link, owned by this user, private (no group or other
-    permissions) and small. Opened without blocking, so a FIFO there cannot hang GIMP."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077):
-            return None
-        data = os.read(fd, RUNTIME_FILE_MAX + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if len(data) > RUNTIME_FILE_MAX:
-        return None
-    try:
-        info = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(info, dict) or not isinstance(info.get("port"), int) or not info.get("token"):
+    """The engine's port and token, from a file trusted as the engine trusts it (dia_contract)."""
+    info = contract.read_runtime_file(path)
+    if info is None or not isinstance(info.get("port"), int) or not info.get("token"):
         return None
     return info
-
 
 
 def parse_address(address: str) -> tuple[str | None, str | None, Path | None]:

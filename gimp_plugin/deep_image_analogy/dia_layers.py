@@ -13,7 +13,8 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from dia_client import RawImage, RawResult  # noqa: E402
-from dia_options import GROUP_NAME, MAX_INPUT_PIXELS, MIN_INPUT_SIDE, Options  # noqa: E402
+from dia_contract import InputSizeError, check_input_size  # noqa: E402
+from dia_options import GROUP_NAME, Options  # noqa: E402
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 RGBA = "R'G'B'A u8"
@@ -97,12 +98,11 @@ def pick_pair(drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
 def read_source(layer: Gimp.Layer, role: str) -> Source:
     width, height = layer.get_width(), layer.get_height()
     name = layer.get_name()
-    if min(width, height) < MIN_INPUT_SIDE:
-        raise PluginError(f"Layer {role} '{name}' is {width}×{height} pixels; each side must be at "
-                          f"least {MIN_INPUT_SIDE}.")
-    if width * height > MAX_INPUT_PIXELS:
-        raise PluginError(f"Layer {role} '{name}' has {width * height / 1e6:.0f} megapixels; the engine "
-                          f"takes at most {MAX_INPUT_PIXELS / 1e6:.0f}. Scale it down (Layer ▸ Scale Layer).")
+    try:
+        check_input_size(width, height, f"Layer {role} '{name}'")
+    except InputSizeError as error:
+        hint = " Scale it down (Layer ▸ Scale Layer)." if error.too_large else ""
+        raise PluginError(f"{error}.{hint}") from None
     rect = Gegl.Rectangle.new(0, 0, width, height)
     rgba = layer.get_buffer().get(rect, 1.0, RGBA, Gegl.AbyssPolicy.CLAMP)
     _ok, x, y = layer.get_offsets()

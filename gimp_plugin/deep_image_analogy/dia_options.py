@@ -1,8 +1,9 @@
-"""The plug-in's option choices, without GIMP: importable by tests on the host.
+"""The plug-in's options without GIMP (importable by tests on the host): the dialog's choices
+and labels, the procedure's arguments in one table, and the checked `Options` a run uses.
 
-Mode, preset and device nicks are exactly analogy_engine.params' MODES, PRESET_NAMES and DEVICES
-(tests/test_gimp_options.py checks it); they cannot be imported from there because GIMP's Python
-has no numpy and the plug-in may be installed far from the engine.
+The nicks that travel to the engine (modes, presets, devices) and the size limits come from
+dia_contract (the engine's analogy_engine/contract.py, which install.sh puts beside the
+plug-in); only the labels the dialog shows are written here.
 """
 
 from __future__ import annotations
@@ -10,25 +11,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import dia_contract as contract
+from dia_contract import MAX_SIZE, MIN_SIZE
+
 # (nick, label, help): the nick travels to the engine, the label is what the dialog shows.
 Choice = tuple[str, str, str]
 
-MODE_CHOICES: tuple[Choice, ...] = (
-    ("photo-to-style", "Photo → style", "A is a photo, B′ an artwork: A′ is the photo painted like B′"),
-    ("style-to-style", "Style → style", "Both are artworks: swap their styles"),
-    ("style-to-photo", "Style → photo", "A is a sketch or painting, B′ a photo: A′ looks photographic"),
-    ("photo-to-photo", "Photo → photo", "Both are photos: transfer colour and tone, keep A's edges"),
-)
-PRESET_CHOICES: tuple[Choice, ...] = (
-    ("faithful", "Faithful (slow)", "The original paper's parameters"),
-    ("balanced", "Balanced", "Near the original's quality in a fraction of its time"),
-    ("fast", "Fast (preview)", "Quick preview quality"),
-)
-DEVICE_CHOICES: tuple[Choice, ...] = (
-    ("auto", "Automatic", "The GPU when the engine has one, else the CPU"),
-    ("cpu", "CPU", "Always the CPU (slow, but never out of GPU memory)"),
-    ("cuda", "GPU (CUDA)", "An NVIDIA GPU; fails when the engine has none"),
-)
+
+
+def _labelled(nicks: tuple[str, ...], labels: dict[str, tuple[str, str]]) -> tuple[Choice, ...]:
+    """The contract's nicks in its order, each with its (label, help); a nick without a label
+    fails at import, loudly, rather than showing a raw nick in the dialog."""
+    return tuple((nick, *labels[nick]) for nick in nicks)
+
+
+MODE_CHOICES = _labelled(contract.MODES, {
+    "photo-to-style": ("Photo → style", "A is a photo, B′ an artwork: A′ is the photo painted like B′"),
+    "style-to-style": ("Style → style", "Both are artworks: swap their styles"),
+    "style-to-photo": ("Style → photo", "A is a sketch or painting, B′ a photo: A′ looks photographic"),
+    "photo-to-photo": ("Photo → photo", "Both are photos: transfer colour and tone, keep A's edges"),
+})
+PRESET_CHOICES = _labelled(contract.PRESET_NAMES, {
+    "faithful": ("Faithful (slow)", "The original paper's parameters"),
+    "balanced": ("Balanced", "Near the original's quality in a fraction of its time"),
+    "fast": ("Fast (preview)", "Quick preview quality"),
+})
+DEVICE_CHOICES = _labelled(contract.DEVICES, {
+    "auto": ("Automatic", "The GPU when the engine has one, else the CPU"),
+    "cpu": ("CPU", "Always the CPU (slow, but never out of GPU memory)"),
+    "cuda": ("GPU (CUDA)", "An NVIDIA GPU; fails when the engine has none"),
+})
 RESULT_CHOICES: tuple[Choice, ...] = (
     ("both", "A′ and B", "Both results: A′ (A's content, B′'s look) and B (B′'s content, A's look)"),
     ("a-prime", "A′ only", "A's content with B′'s look"),
@@ -44,13 +56,8 @@ A_LAYER_CHOICES: tuple[Choice, ...] = (
     ("second", "Lower (or the reference) layer", "A is the lower selected layer, or the reference"),
 )
 
-# The working size argument: 0 means the original's automatic rule. Engine limits, mirrored from
-# analogy_engine/params.py (checked by the tests) so that bad input is refused before any upload.
+# The working size argument: 0 means the original's automatic rule.
 AUTO_SIZE = 0
-MIN_SIZE = 32
-MAX_SIZE = 2048
-MIN_INPUT_SIDE = 8
-MAX_INPUT_PIXELS = 60_000_000
 
 PROCEDURE_NAME = "plug-in-deep-image-analogy"
 GROUP_NAME = "Deep Image Analogy"
@@ -64,10 +71,10 @@ def nicks(choices: tuple[Choice, ...]) -> tuple[str, ...]:
 class Options:
     """The dialog's values, already checked; `engine` is '' for the automatic engine."""
 
-    mode: str = "photo-to-style"
-    preset: str = "balanced"
+    mode: str = contract.DEFAULT_MODE
+    preset: str = contract.DEFAULT_PRESET
     size: int = AUTO_SIZE
-    device: str = "auto"
+    device: str = contract.DEFAULT_DEVICE
     results: str = "both"
     mask: str = "white"
     a_layer: str = "first"
@@ -87,3 +94,38 @@ class Options:
         # allows them because 0 has to be reachable, so they count as the minimum.
         size = None if self.size == AUTO_SIZE else max(MIN_SIZE, min(MAX_SIZE, self.size))
         return {"mode": self.mode, "preset": self.preset, "size": size, "device": self.device}
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of the procedure; `kind` picks Gimp.Procedure.add_<kind>_argument."""
+
+    name: str
+    label: str  # with one mnemonic; none of the dialog buttons' (Reset, Cancel, OK, Help)
+    blurb: str
+    kind: str  # "choice", "int", "string" or "layer"
+    default: Any = None
+    choices: tuple[Choice, ...] = ()
+    low: int = 0
+    high: int = 0
+
+
+# The procedure's arguments in the dialog's order; deep_image_analogy.py declares them from here.
+ARGUMENTS: tuple[Argument, ...] = (
+    Argument("a-layer", "Layer _A is", "Which layer is A (the content)", "choice",
+             Options.a_layer, A_LAYER_CHOICES),
+    Argument("reference", "Re_ference layer", "B′ when only one layer is selected (any open image)",
+             "layer"),
+    Argument("mode", "_Mode", "Which kind of images A and B′ are", "choice", Options.mode, MODE_CHOICES),
+    Argument("preset", "_Quality", "Speed versus quality", "choice", Options.preset, PRESET_CHOICES),
+    Argument("size", "_Working size", "Longest side the matching works at; 0 = automatic (results "
+             "always come at the layers' full size)", "int", AUTO_SIZE, low=AUTO_SIZE, high=MAX_SIZE),
+    Argument("results", "R_esults", "Which result layers to create", "choice", Options.results,
+             RESULT_CHOICES),
+    Argument("mask", "Mas_k", "The result layers' masks", "choice", Options.mask, MASK_CHOICES),
+    Argument("device", "_Device", "Where the engine computes", "choice", Options.device, DEVICE_CHOICES),
+    Argument("engine", "E_ngine address", "Empty: find or start the local engine; else "
+             "http://127.0.0.1:PORT[#TOKEN] or a runtime file", "string", ""),
+)
+# The arguments that make up Options (the reference layer is read from the config on its own).
+OPTION_ARGUMENTS = tuple(arg.name for arg in ARGUMENTS if arg.kind != "layer")

@@ -1,0 +1,1 @@
+../../analogy_engine/contract.py
