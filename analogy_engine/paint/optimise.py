@@ -29,6 +29,7 @@ DEFAULT_SIDE = 512
 STYLE_SIDE = 256  # the Gram loss sees the painting downscaled to this side (VGG is the costly part)
 STYLE_LEVELS = (1, 2, 3)  # relu1_1 … relu3_1: colour and brushwork, not layout
 BACKGROUND = (1.0, 1.0, 1.0)  # white canvas (the SVG's page colour too)
+STAGE_CELL = 64  # a stage's canvas is at most this many pixels a cell (coarse stages are cheap)
 
 
 @dataclass
@@ -67,7 +68,7 @@ def plan_stages(strokes: int, iterations: int = 40) -> list[Stage]:
         counts[int(np.argmax(counts))] -= 1
     return [
         Stage(grid=g, count=int(c), rounds=1 if c < 16 else 2, iterations=iterations)
-        for g, c in zip(grids, counts)
+        for g, c in zip(grids, counts, strict=True)
     ]
 
 
@@ -96,7 +97,8 @@ def as_float_image(image: np.ndarray) -> np.ndarray:
 
 def psnr(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
     """PSNR in dB of two images in 0..1 (peak 1)."""
-    mse = float(((torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)) ** 2).mean())
+    diff = torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)
+    mse = float((diff**2).mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
@@ -113,6 +115,10 @@ def _to_tensor(image: np.ndarray, shape: tuple[int, int], device: torch.device) 
     if tuple(t.shape[2:]) != shape:
         t = F.interpolate(t, size=shape, mode="area" if shape[0] <= t.shape[2] else "bilinear")
     return t[0].clamp(0, 1)
+
+
+def _resize(image: Tensor, shape: tuple[int, int]) -> Tensor:
+    return F.interpolate(image[None], size=shape, mode="area")[0]
 
 
 def _orientation(grey: Tensor, radius: int) -> Tensor:
@@ -182,9 +188,8 @@ class StyleLoss:
         return grams
 
     def __call__(self, image: Tensor) -> Tensor:
-        return sum(
-            ((g - t) ** 2).sum() / n for g, t, n in zip(self._grams(image), self.targets, self.norms)
-        ) / len(STYLE_LEVELS)
+        levels = zip(self._grams(image), self.targets, self.norms, strict=True)
+        return sum(((g - t) ** 2).sum() / n for g, t, n in levels) / len(STYLE_LEVELS)
 
 
 def _fit(
@@ -193,7 +198,8 @@ def _fit(
 ) -> Strokes:
     """Adam on the new strokes over the frozen canvas; parameters projected back into range."""
     _, height, width = target.shape
-    leaves = [t.detach().clone().requires_grad_(True) for t in (new.points, new.width, new.colour, new.opacity)]
+    fields = (new.points, new.width, new.colour, new.opacity)
+    leaves = [t.detach().clone().requires_grad_(True) for t in fields]
     points, widths, colour, opacity = leaves
     move = max(0.5, 0.03 * cell)
     optimiser = torch.optim.Adam([
@@ -275,13 +281,20 @@ def paint(
     stage_seconds = []
     for index, stage in enumerate(stages):
         stage_started = time.perf_counter()
-        cell = max(shape) / stage.grid
+        # Coarse stages are fitted on a smaller canvas (cells of STAGE_CELL px): large strokes need
+        # no fine pixels, and their cost grows with the pixels they cover.
+        factor = min(1.0, STAGE_CELL * stage.grid / max(shape))
+        small = (max(MIN_SIDE // 2, round(shape[0] * factor)), max(MIN_SIDE // 2, round(shape[1] * factor)))
+        stage_target = target if small == shape else _resize(target, small)
+        cell = max(small) / stage.grid
         per_round = [len(a) for a in np.array_split(np.arange(stage.count), stage.rounds)]
+        text = f"stage {index + 1}/{len(stages)}: {stage.count} strokes of ~{max(shape) / stage.grid:.0f} px"
         for count in per_round:
-            new = place(target, canvas, count, stage.grid, index, generator)
-            text = f"stage {index + 1}/{len(stages)}: {stage.count} strokes of ~{cell:.0f} px"
-            new = _fit(new, canvas, target, pen, stage.iterations, cell, style_loss, style_weight,
+            stage_canvas = canvas if small == shape else _resize(canvas, small)
+            new = place(stage_target, stage_canvas, count, stage.grid, index, generator)
+            new = _fit(new, stage_canvas, stage_target, pen, stage.iterations, cell, style_loss, style_weight,
                        lambda t=text: step(t))
+            new = new.scaled(shape[1] / small[1], shape[0] / small[0])
             with torch.no_grad():
                 canvas = render(new, *shape, background=canvas, brush=pen)
             placed.append(new)
@@ -301,7 +314,8 @@ def paint(
         "height": height,
         "working_size": [shape[1], shape[0]],
         "stages": [
-            {"grid": s.grid, "strokes": s.count, "seconds": sec} for s, sec in zip(stages, stage_seconds)
+            {"grid": s.grid, "strokes": s.count, "seconds": sec}
+            for s, sec in zip(stages, stage_seconds, strict=True)
         ],
         "style": style is not None,
         "psnr": round(psnr(painting_np, image), 3),
