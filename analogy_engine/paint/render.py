@@ -35,16 +35,16 @@ _CHUNK_PAIRS = 4096
 
 @dataclass(frozen=True)
 class Brush:
-    """Procedural brush texture: `streaks` bristle stripes across the half width, `texture` their
-    relative brightness amplitude (0 = flat colour, as an SVG stroke draws it)."""
+    """Procedural brush texture: bristle stripes along the stroke every `period` pixels across it,
+    `texture` their relative brightness amplitude (0 = flat colour, as an SVG stroke draws it)."""
 
     name: str
     texture: float = 0.0
-    streaks: float = 3.0
+    period: float = 3.0
 
 
 BRUSHES: dict[str, Brush] = {
-    "oil": Brush("oil", texture=0.07, streaks=3.0),
+    "oil": Brush("oil", texture=0.07, period=3.0),
     "marker": Brush("marker", texture=0.0),
 }
 
@@ -220,10 +220,10 @@ def render(
     alpha = cover * strokes.opacity[stroke, None]  # (P, T²)
     colour = strokes.colour[stroke, :, None]  # (P, 3, 1)
     if brush.texture > 0:
-        # Bristle streaks: stripes parallel to the curve, a fixed phase per stroke so they differ.
-        across = dist / (strokes.width[stroke, None] / 2).clamp_min(1e-3)
+        # Bristle streaks: stripes parallel to the curve at a fixed pitch in pixels (so wide strokes
+        # get more bristles, not wider ones), with a phase per stroke so neighbours differ.
         phase = (stroke.to(dtype) * 0.6180339887 % 1.0)[:, None] * 2 * math.pi
-        shade = 1 + brush.texture * torch.sin(2 * math.pi * brush.streaks * across + phase)
+        shade = 1 + brush.texture * torch.sin(2 * math.pi * dist / brush.period + phase)
         colour = (colour * shade[:, None]).clamp(0.0, 1.0)
 
     # log(1 − a) summed after each pair within its tile: global cumulative sum minus the tile's total.
