@@ -35,7 +35,9 @@ def grid_baseline(image8: np.ndarray, n: int) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--image", default=str(ROOT / "examples" / "a.jpg"))
     parser.add_argument("--counts", type=int, nargs="+", default=[200, 500, 1000, 2000, 5000])
     parser.add_argument("--size", type=int, default=512)
