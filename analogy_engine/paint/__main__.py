@@ -18,6 +18,7 @@ from ..imageio import load_image, save_png
 from ..params import DEVICES, ParamsError
 from ..types import Cancelled, InputError
 from . import BRUSHES, MAX_STROKES, MAX_WORK_SIDE, MIN_SIDE, OUTPUTS, paint, to_svg
+from .optimise import check_inputs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     image = load_image(args.image, "IMAGE")
     style = load_image(args.style, "--style") if args.style else None
+    check_inputs(image, args.strokes, args.brush, args.size)  # before the progress bar starts
     with tqdm(total=1000, unit="‰", disable=args.quiet, file=sys.stderr,
               bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
         def progress(fraction: float, stage: str) -> None:

@@ -139,20 +139,37 @@ def _coverage(
     """Per pair: the edge-smoothed coverage (P, tile²) and the distance to the curve (P, tile²).
 
     x and y are kept as separate tensors: reductions over a last axis of 2 cost more than the
-    arithmetic itself, and each pixel is the tile's offset broadcast onto the pair's origin.
+    arithmetic itself, and each pixel is the tile's offset broadcast onto the pair's origin. The
+    nearest segment is found without autograd; only its distance is recomputed with a graph, so
+    the backward pass stores (P, tile²) tensors instead of (P, tile², segments) ones (the gradient
+    of a minimum flows through the nearest segment alone, so it is the same gradient).
     """
     offsets = torch.arange(tile, device=samples.device, dtype=samples.dtype) + 0.5
     off_x = offsets.repeat(tile)[None, :, None]  # (1, T², 1)
     off_y = offsets.repeat_interleave(tile)[None, :, None]
-    a, ab = samples[:, :-1], samples[:, 1:] - samples[:, :-1]  # (P, K, 2)
-    ab_x, ab_y = ab[:, None, :, 0], ab[:, None, :, 1]  # (P, 1, K)
-    inv_length2 = 1.0 / (ab_x * ab_x + ab_y * ab_y).clamp_min(1e-12)
-    ap_x = (origin[:, None, None, 0] - a[:, None, :, 0]) + off_x  # (P, T², K)
-    ap_y = (origin[:, None, None, 1] - a[:, None, :, 1]) + off_y
-    along = ((ap_x * ab_x + ap_y * ab_y) * inv_length2).clamp(0.0, 1.0)
-    gap_x = ap_x - along * ab_x
-    gap_y = ap_y - along * ab_y
-    distance = ((gap_x * gap_x + gap_y * gap_y).amin(-1) + 1e-12).sqrt()
+    with torch.no_grad():
+        a, ab = samples[:, :-1], samples[:, 1:] - samples[:, :-1]  # (P, K, 2)
+        ab_x, ab_y = ab[:, None, :, 0], ab[:, None, :, 1]  # (P, 1, K)
+        inv_length2 = 1.0 / (ab_x * ab_x + ab_y * ab_y).clamp_min(1e-12)
+        ap_x = (origin[:, None, None, 0] - a[:, None, :, 0]) + off_x  # (P, T², K)
+        ap_y = (origin[:, None, None, 1] - a[:, None, :, 1]) + off_y
+        along = ((ap_x * ab_x).add_(ap_y * ab_y)).mul_(inv_length2).clamp_(0.0, 1.0)
+        gap_x = ap_x.sub_(along * ab_x)
+        gap_y = ap_y.sub_(along.mul_(ab_y))
+        squared, nearest = (gap_x.mul_(gap_x).add_(gap_y.mul_(gap_y))).min(-1)
+    if samples.requires_grad or half_width.requires_grad:
+        segment = samples.shape[1] - 1
+        start = samples[:, :-1].reshape(-1, 2)  # one row per (pair, segment)
+        step = (samples[:, 1:] - samples[:, :-1]).reshape(-1, 2)
+        row = nearest + (torch.arange(samples.shape[0], device=samples.device) * segment)[:, None]
+        a_x, a_y, ab_x, ab_y = start[row, 0], start[row, 1], step[row, 0], step[row, 1]  # (P, T²)
+        ap_x = (origin[:, None, 0] - a_x) + off_x[..., 0]
+        ap_y = (origin[:, None, 1] - a_y) + off_y[..., 0]
+        along = ((ap_x * ab_x + ap_y * ab_y) / (ab_x * ab_x + ab_y * ab_y).clamp_min(1e-12)).clamp(0.0, 1.0)
+        gap_x = ap_x - along * ab_x
+        gap_y = ap_y - along * ab_y
+        squared = gap_x * gap_x + gap_y * gap_y
+    distance = (squared + 1e-12).sqrt()
     return torch.sigmoid((half_width[:, None] - distance) / scale), distance
 
 
