@@ -138,11 +138,13 @@ def test_thousands_of_strokes_render_quickly() -> None:
     strokes = random_strokes(2000, 512.0, seed=2)  # ~40 px long, ~1–20 px wide
     strokes.points = strokes.points[:, :1] + (strokes.points - strokes.points[:, :1]) * 0.25
     strokes.width = strokes.width * 0.3
-    render(strokes, 64, 64)  # warm-up
-    started = time.perf_counter()
+    seconds = []
     with torch.no_grad():
-        render(strokes, 512, 512)
-    assert time.perf_counter() - started < 3.0  # ~0.3 s alone on 2 cores; loose for a busy machine
+        for _ in range(3):  # the best of three: the first pays for allocation, others for neighbours
+            started = time.perf_counter()
+            render(strokes, 512, 512)
+            seconds.append(time.perf_counter() - started)
+    assert min(seconds) < 2.0  # ~0.5 s on 2 shared cores; loose for a busy machine
 
 
 # ---------------------------------------------------------------- SVG
