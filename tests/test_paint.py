@@ -230,12 +230,25 @@ def test_bad_arguments_are_input_errors(kwargs: dict, message: str) -> None:
         paint(photo(32, 32), **{"strokes": 10, **kwargs})
 
 
+def test_style_reference_pulls_the_colours_towards_it() -> None:
+    image = photo(48, 48)
+    with Image.open(ROOT / "examples" / "b_prime.png") as reference:
+        style = np.asarray(reference.convert("RGB").resize((64, 64))).astype(np.float32) / 255
+    plain = paint(image, 30, seed=0, iterations=15)
+    styled = paint(image, 30, seed=0, iterations=15, style=style, style_weight=1.0)
+    assert styled.report["style"] and not plain.report["style"]
+
+    def colour_distance(a: np.ndarray) -> float:
+        return float(np.abs(a.reshape(-1, 3).mean(0) - style.reshape(-1, 3).mean(0)).sum())
+
+    assert colour_distance(styled.painting) < colour_distance(plain.painting)
+
+
 def test_tiny_image_is_an_input_error() -> None:
     with pytest.raises(InputError, match=f"at least {MIN_SIDE}"):
         paint(np.zeros((MIN_SIDE - 1, 40, 3), np.float32), 10)
 
 
-@pytest.mark.slow
 def test_beats_a_grid_of_flat_cells_by_3_db() -> None:
     image = photo(128, 128)
     n = 200
