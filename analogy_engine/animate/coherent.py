@@ -366,23 +366,29 @@ def animate(
     `animate_frames` (the same, one frame at a time) for errors and progress."""
     if len(frames) < 2:
         raise InputError(f"an animation needs at least 2 frames, got {len(frames)}")
+    for i, frame in enumerate(frames, start=1):  # all of them, before minutes of work
+        check_image(frame, f"frame {i}")
+        if frame.shape != frames[0].shape:
+            raise InputError(f"frame {i} is {frame.shape[1]}×{frame.shape[0]}, frame 1 is "
+                             f"{frames[0].shape[1]}×{frames[0].shape[0]}: all frames must have one size")
     started = time.perf_counter()
     results = list(
         animate_frames(frames, b_prime, params, engine, independent, progress, cancel, coherence=coherence)
     )
     assert engine is not None
     report = build_report(results, params or AnalogyParams(), engine, independent, b_prime,
-                          time.perf_counter() - started)
+                          frames[0].shape[:2], time.perf_counter() - started)
     return AnimationResult([r.image for r in results], report)
 
 
 def build_report(results: list[FrameResult], params: AnalogyParams, engine: Engine, independent: bool,
-                 b_prime: np.ndarray, total_seconds: float) -> dict:
+                 b_prime: np.ndarray, frame_hw: tuple[int, int], total_seconds: float) -> dict:
+    """report.json: per-frame seconds and warping errors, their means, and the run's settings."""
     errors = [r.warping_error for r in results if r.warping_error is not None]
     floor = [r.input_warping_error for r in results if r.input_warping_error is not None]
     settings = resolve(params)
-    h, w = results[0].image.shape[:2] if results else (0, 0)
-    a_hw = working_size(h, w, params.size, settings.ratio) if results else (0, 0)
+    h, w = frame_hw
+    a_hw = working_size(h, w, params.size, settings.ratio)
     b_hw = working_size(*b_prime.shape[:2], params.size, settings.ratio)
     return {
         "mode": "independent" if independent else "coherent",
