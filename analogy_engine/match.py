@@ -115,6 +115,7 @@ def patchmatch(
     generator: torch.Generator | None = None,
     step: Callable[[], None] | None = None,
     coherence: float = 0.0,
+    prior: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Improve `field` (source → target) and return it with its per-cell patch similarity.
 
@@ -122,8 +123,11 @@ def patchmatch(
     `coherence` adds that much to a candidate's score for each of its four neighbours whose
     match has the same offset (÷ 4): it only decides between near ties, so in flat regions,
     where every match scores alike, the field takes its textured neighbours' offset instead of
-    an arbitrary one. `step()` is called after each scored candidate field (progress,
-    cancellation); there are `count_candidates(...)` of them.
+    an arbitrary one. `prior` = (positions (H, W, 2) float target cells, weight (H, W)) pulls
+    the field towards known positions (an animation's previous frame carried along the motion):
+    a candidate gains weight × (1 − its distance to the prior in cells), so a match moves away
+    only for a clearly better one. `step()` is called after each scored candidate field
+    (progress, cancellation); there are `count_candidates(...)` of them.
     """
     tgt_hw = (target.shape[0], target.shape[1])
     field = clamp_field(field, tgt_hw)
@@ -138,11 +142,19 @@ def patchmatch(
             total += (neighbour == candidate).all(-1).to(best.dtype)
         return total * (coherence / 4)
 
+    def pull(candidate: Tensor) -> Tensor:
+        assert prior is not None
+        distance = (candidate.to(prior[0].dtype) - prior[0]).abs().amax(-1)
+        return prior[1] * (1 - distance).clamp_min(0)
+
     def consider(candidate: Tensor) -> None:
         nonlocal field, best
         candidate = clamp_field(candidate, tgt_hw)
         score = patch_similarity(source, target, candidate, patch, padded=True)
-        if coherence > 0:
+        if prior is not None:
+            score_now = best + pull(field) + (agreement(field) if coherence > 0 else 0)
+            better = score + pull(candidate) + (agreement(candidate) if coherence > 0 else 0) > score_now
+        elif coherence > 0:
             better = score + agreement(candidate) > best + agreement(field)
         else:
             better = score > best

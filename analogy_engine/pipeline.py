@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,6 +162,8 @@ def _hw(t: Tensor) -> tuple[int, int]:
 
 
 Pyramid = list[Tensor]  # [preprocessed image, relu1_1, …, relu5_1], each (C, H, W)
+# pull(step, "ab" or "ba") → (positions (H, W, 2) float, weight (H, W)) or None (no pull).
+PullFn = Callable[[Step, str], "tuple[Tensor, Tensor] | None"]
 
 
 @dataclass
@@ -203,11 +206,12 @@ def _entry_features(
     """R at this step: the other image's look in the source's layout, before the blend."""
     if step.entry == "top":
         return own[step.level]
-    assert previous is not None and direction.field is not None
+    assert direction.field is not None
     if step.entry == "carry":
         # The field, carried from the semantic pyramid to this grid, votes the other image's own
         # features: they exist at this level, so nothing needs inverting.
         return vote(other[step.level], direction.field, step.patch)
+    assert previous is not None
     # The paper's deconvolution: vote at the previous level, invert down to this one.
     # Averaged over the patches that cover each cell, as the original does (a smooth target keeps
     # the inverted features free of blotches), each patch read at its sub-cell position.
@@ -259,8 +263,15 @@ def _locate_between_cells(
 def match_pyramids(
     plan: Plan, pyramids: list[list[Pyramid]], settings: Settings, vgg: VGG19, work: _Work,
     timer: _Timer, generator: torch.Generator, observe: ObserveFn | None = None,
+    start: tuple[Tensor, Tensor] | None = None, pull: PullFn | None = None,
 ) -> tuple[_Direction, _Direction]:
-    """The coarse-to-fine loop of `plan`: both fields at the working size, with similarities."""
+    """The coarse-to-fine loop of `plan`: both fields at the working size, with similarities.
+
+    Animation frames (analogy_engine.animate) start later in the pyramid: `start` = (A→B′, B′→A)
+    float positions on the first step's grids, whose entry must then be "carry" (they vote the
+    other image's features as a carried field does), and `pull(step, direction)` → (positions,
+    weight) or None is the prior that step's PatchMatch is pulled towards (`match.patchmatch`).
+    """
     directions = (_Direction("ab", 0), _Direction("ba", 1))
     previous: Step | None = None
     for step in plan.steps:
@@ -276,7 +287,10 @@ def match_pyramids(
             elif step.entry == "carry":
                 work.begin(f"carrying the semantic field to level {step.level} ({what})")
             t = time.perf_counter()
-            if step.entry == "carry":
+            if step.entry == "carry" and previous is None:
+                assert start is not None, "a plan that starts with a carry needs start fields"
+                d.field = fields.clamp_field(start[d.own].round().long(), tgt_hw)
+            elif step.entry == "carry":
                 d.field = _carry(d.carried, previous, step, d.own)
             r = _entry_features(step, previous, d, own, other, settings, vgg, work)
             work.check()
@@ -298,6 +312,7 @@ def match_pyramids(
             d.field, d.similarity = match.patchmatch(
                 src, tgt, d.field, step.patch, step.iterations, radius, step.jumps, generator,
                 step=lambda per=per: work.add(per), coherence=settings.preset.coherence,
+                prior=pull(step, d.name) if pull is not None else None,
             )
         _locate_between_cells(step, pair, directions, stacks, step is plan.steps[-1])
         timer.add("matching", t)
