@@ -35,7 +35,6 @@ import pytest
 
 from analogy_engine import AnalogyParams, AnalogyResult, Engine, analogy
 
-
 # Whole analogies at working size 128-256 on several cases: minutes on two cores.
 pytestmark = pytest.mark.slow
 
