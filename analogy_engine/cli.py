@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -61,6 +63,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def progress_bar(quiet: bool) -> Iterator[Callable[[float, str], None]]:
+    """A tqdm bar on stderr, as the engine's progress(fraction, stage) callback."""
+    with tqdm(total=1000, unit="‰", disable=quiet, file=sys.stderr,
+              bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+        def progress(fraction: float, stage: str) -> None:
+            bar.set_description(stage, refresh=False)
+            bar.update(round(fraction * 1000) - bar.n)
+
+        yield progress
+
+
+def run_guarded(run: Callable[[], dict], too_big: str) -> tuple[int, dict | None]:
+    """Run a CLI's job; every expected failure becomes the contract's one line on stderr and
+    its exit code (2 bad input, 130 interrupted, 3 out of memory; `too_big` says what to shrink)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return 0, run()
+    except (InputError, ParamsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2, None
+    except (KeyboardInterrupt, Cancelled):
+        print("error: interrupted", file=sys.stderr)
+        return 130, None
+    except torch.cuda.OutOfMemoryError:
+        print("error: out of GPU memory; try --device cpu or a smaller --size", file=sys.stderr)
+        return 3, None
+    except MemoryError:
+        print(f"error: out of memory; try {too_big}", file=sys.stderr)
+        return 3, None
+
+
 def run(args: argparse.Namespace) -> dict:
     params = params_from(args)
     out = Path(args.out)
@@ -70,12 +104,7 @@ def run(args: argparse.Namespace) -> dict:
     b_prime = load_image(args.b_prime, "B′")
     engine = Engine.load(params.device)
     out.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=1000, unit="‰", disable=args.quiet, file=sys.stderr,
-              bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
-        def progress(fraction: float, stage: str) -> None:
-            bar.set_description(stage, refresh=False)
-            bar.update(round(fraction * 1000) - bar.n)
-
+    with progress_bar(args.quiet) as progress:
         result = analogy(a, b_prime, params, progress=progress, engine=engine)
     save_png(out / "a_prime.png", result.a_prime)
     save_png(out / "b.png", result.b)
@@ -89,21 +118,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        report = run(args)
-    except (InputError, ParamsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Cancelled):
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except torch.cuda.OutOfMemoryError:
-        print("error: out of GPU memory; try --device cpu or a smaller --size", file=sys.stderr)
-        return 3
-    except MemoryError:
-        print("error: out of memory; try a smaller --size or smaller images", file=sys.stderr)
-        return 3
-    if not args.quiet:
+    code, report = run_guarded(lambda: run(args), "a smaller --size or smaller images")
+    if report is not None and not args.quiet:
         print(f"wrote {', '.join(OUTPUTS)} to {args.out} in {report['total_seconds']:.1f} s", file=sys.stderr)
-    return 0
+    return code

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn
 
-import torch
-
+from ..cli import run_guarded
 from ..imageio import load_image, save_png
-from ..params import DEVICES, MAX_SIZE, MIN_SIZE, MODES, PRESET_NAMES, AnalogyParams, ParamsError
+from ..params import DEVICES, MAX_SIZE, MIN_SIZE, MODES, PRESET_NAMES, AnalogyParams
 from ..pipeline import Engine
-from ..types import Cancelled, InputError
+from ..types import InputError
 from .coherent import animate_frames, build_report
 
 
@@ -100,26 +98,12 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        report = run(args)
-    except (InputError, ParamsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Cancelled):
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except torch.cuda.OutOfMemoryError:
-        print("error: out of GPU memory; try --device cpu or a smaller --size", file=sys.stderr)
-        return 3
-    except MemoryError:
-        print("error: out of memory; try a smaller --size or smaller frames", file=sys.stderr)
-        return 3
-    if not args.quiet:
+    code, report = run_guarded(lambda: run(args), "a smaller --size or smaller frames")
+    if report is not None and not args.quiet:
         werr = report["warping_error"]["mean"]
         print(f"wrote {report['frames']} frames and report.json to {args.out} in "
               f"{report['seconds']['total']:.1f} s (warping error {werr})", file=sys.stderr)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
+from ..cli import progress_bar, run_guarded
 from ..devices import resolve_device
 from ..imageio import load_image, save_png
-from ..params import DEVICES, ParamsError
-from ..types import Cancelled, InputError
+from ..params import DEVICES
+from ..types import InputError
 from . import BRUSHES, MAX_STROKES, MAX_WORK_SIDE, MIN_SIDE, OUTPUTS, paint, to_svg
 from .optimise import check_inputs
 
@@ -57,12 +55,7 @@ def run(args: argparse.Namespace) -> dict:
     image = load_image(args.image, "IMAGE")
     style = load_image(args.style, "--style") if args.style else None
     check_inputs(image, args.strokes, args.brush, args.size)  # before the progress bar starts
-    with tqdm(total=1000, unit="‰", disable=args.quiet, file=sys.stderr,
-              bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
-        def progress(fraction: float, stage: str) -> None:
-            bar.set_description(stage, refresh=False)
-            bar.update(round(fraction * 1000) - bar.n)
-
+    with progress_bar(args.quiet) as progress:
         result = paint(image, args.strokes, brush=args.brush, size=args.size, seed=args.seed, style=style,
                        style_weight=args.style_weight, progress=progress, device=device)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,25 +70,11 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        report = run(args)
-    except (InputError, ParamsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Cancelled):
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except torch.cuda.OutOfMemoryError:
-        print("error: out of GPU memory; try --device cpu or a smaller --size", file=sys.stderr)
-        return 3
-    except MemoryError:
-        print("error: out of memory; try a smaller --size or fewer strokes", file=sys.stderr)
-        return 3
-    if not args.quiet:
+    code, report = run_guarded(lambda: run(args), "a smaller --size or fewer strokes")
+    if report is not None and not args.quiet:
         print(f"wrote {', '.join(OUTPUTS)} to {args.out}: {report['strokes']} strokes, "
               f"{report['psnr']:.2f} dB, {report['seconds']:.1f} s", file=sys.stderr)
-    return 0
+    return code
 
 
 if __name__ == "__main__":
