@@ -53,17 +53,20 @@ def main():
         image.clean_all()
         result["tree_before"] = batch_cases.tree(image)
         marker(out, "ready")
+        result["paths_before"] = batch_cases.paths(image)
         status = batch_cases.run_procedure(image, selected, reference, case.get("args", {}),
-                                           Gimp.RunMode.INTERACTIVE)
+                                           Gimp.RunMode.INTERACTIVE).index(0)
         result["status"] = int(status)
         result["success"] = status == Gimp.PDBStatusType.SUCCESS
         result["error"] = Gimp.get_pdb().get_last_error()
         result["tree_after"] = batch_cases.tree(image)
+        result["paths_after"] = batch_cases.paths(image)
         Gimp.displays_flush()
         marker(out, "ran")
         result["undo_pressed"] = wait_marker(out, "undone", 120)
         time.sleep(1.0)
         result["tree_undone"] = batch_cases.tree(image)
+        result["paths_undone"] = batch_cases.paths(image)
     except Exception:
         result["crash"] = traceback.format_exc()
     with open(os.path.join(out, "gui.json"), "w") as f:
