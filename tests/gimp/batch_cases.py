@@ -159,12 +159,12 @@ def run_case(case, out_dir):
     procedure = case.get("procedure", "analogy")
     images_before = len(Gimp.get_images())
     values = run_procedure(image, selected, reference, case.get("args", {}), procedure=procedure)
+    result["error"] = Gimp.get_pdb().get_last_error()  # before any other PDB call resets it
     status = values.index(0)
     result["images_before"] = images_before
     result["images_after"] = len(Gimp.get_images())
     result["status"] = int(status)
     result["success"] = status == Gimp.PDBStatusType.SUCCESS
-    result["error"] = Gimp.get_pdb().get_last_error()
     result["tree_after"] = tree(image)
     result["paths_after"] = paths(image)
     result["sources_unchanged"] = {
