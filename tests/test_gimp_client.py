@@ -243,6 +243,56 @@ def test_bad_token_is_explained(engine: EngineProcess) -> None:
         wrong.submit(client.RawImage(8, 8, b"\0" * 256), client.RawImage(8, 8, b"\0" * 256), {})
 
 
+def test_an_older_engine_is_named_as_such(engine: EngineProcess) -> None:
+    """A route the engine does not have (an engine from before painting or animation)."""
+    connected = client.connect(f"{engine.url}#{engine.token}", start=False)
+    image = client.RawImage(8, 8, b"\0" * 256)
+    with pytest.raises(client.EngineError, match="older than the plug-in.*install.sh"):
+        connected.submit_to("/v1/no-such-kind", [("image", image)], {})
+
+
+@pytest.mark.slow  # a real paint job
+def test_paint_job_through_the_client(engine: EngineProcess) -> None:
+    connected = client.connect(f"{engine.url}#{engine.token}", start=False)
+    image = photos.photo(40, 32)
+    seen: list[tuple] = []
+    job = client.paint_job(client.RawImage(40, 32, image.tobytes()),
+                           {"strokes": 20, "brush": "marker", "device": "cpu"})
+    results, info = client.run_job(connected, job, notify=lambda f, t: seen.append((f, t)))
+    assert info["state"] == "done"
+    painting = results["painting"]
+    assert (painting.width, painting.height, painting.channels) == (40, 32, 3)
+    width, height, stages = load_strokes().parse_strokes(results["strokes"])
+    assert (width, height) == (40, 32) and sum(len(s.paths) for s in stages) == 20
+    assert seen and all(t.startswith("Painting") for _f, t in seen)
+    # The same as what a plain HTTP client gets.
+    want, svg = engine.paint(image, {"strokes": 20, "brush": "marker", "device": "cpu"})
+    np.testing.assert_array_equal(np.frombuffer(painting.data, np.uint8).reshape(32, 40, 3), want)
+    assert results["strokes"] == svg
+
+
+@pytest.mark.slow  # a real animation job
+def test_animate_job_through_the_client(engine: EngineProcess) -> None:
+    connected = client.connect(f"{engine.url}#{engine.token}", start=False)
+    world = photos.photo(48, 32, seed=4)
+    frames = [world[:, i * 2:i * 2 + 40].copy() for i in range(3)]
+    b_prime = photos.painting(36, 30)
+    params = {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"}
+    seen: list[tuple] = []
+    job = client.animate_job(client.RawImage(36, 30, b_prime.tobytes()),
+                             [client.RawImage(40, 32, f.tobytes()) for f in frames], params)
+    results, info = client.run_job(connected, job, notify=lambda f, t: seen.append((f, t)))
+    assert sorted(results) == ["frame_0001", "frame_0002", "frame_0003"]
+    assert info["results"] == ["frame_0001", "frame_0002", "frame_0003"]
+    fractions = [f for f, _t in seen if f is not None]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("frame 2" in t for _f, t in seen), seen  # the stage text names the frame
+    want = engine.animate(b_prime, frames, {**params, "independent": False})
+    for name, expected in zip(sorted(results), want, strict=True):
+        got = np.frombuffer(results[name].data, np.uint8).reshape(32, 40, 3)
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_plugin_starts_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No engine running: the installed plug-in starts `python -m server` and waits for it."""
     install(tmp_path / "GIMP", "--plugin-only")
