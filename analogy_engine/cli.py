@@ -9,16 +9,20 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .imageio import load_image, save_png
-from .params import AnalogyParams, ParamsError
+from .paint.output import write_painting
+from .paint.params import BRUSH_NAMES, PaintParams, paint_image
+from .params import AnalogyParams, OptionParams, ParamsError
 from .pipeline import Engine, analogy
 from .types import Cancelled, InputError
+
+P = TypeVar("P", bound=OptionParams)
 
 OUTPUTS = ("a_prime.png", "b.png", "flow_ab.npy", "flow_ba.npy", "report.json")
 
@@ -30,24 +34,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def add_params_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per AnalogyParams field, from the field's Option (params.py)."""
-    for name, (option, default) in AnalogyParams.options().items():
-        flag = "--" + name.replace("_", "-")
+def add_params_arguments(
+    parser: argparse.ArgumentParser, params: type[OptionParams] = AnalogyParams, prefix: str = ""
+) -> None:
+    """One flag per field of `params` (AnalogyParams, PaintParams), from the field's Option
+    (params.py); `prefix` namespaces them when one command takes two kinds (--paint-brush)."""
+    for name, (option, default) in params.options().items():
+        flag = "--" + prefix + name.replace("_", "-")
         if option.kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=option.help)
+            parser.add_argument(flag, dest=(prefix + name).replace("-", "_"),
+                                action=argparse.BooleanOptionalAction, default=default, help=option.help)
             continue
         kwargs: dict = {"type": option.kind, "default": default, "help": option.help}
         if option.choices:
             kwargs["choices"] = option.choices
         if option.metavar:
             kwargs["metavar"] = option.metavar
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(flag, dest=(prefix + name).replace("-", "_"), **kwargs)
 
 
-def params_from(args: argparse.Namespace) -> AnalogyParams:
-    return AnalogyParams(**{name: getattr(args, name) for name in AnalogyParams.options()})
+def params_from(args: argparse.Namespace, params: type[P] = AnalogyParams, prefix: str = "") -> P:  # type: ignore[assignment]
+    return params(**{name: getattr(args, (prefix + name).replace("-", "_")) for name in params.options()})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("b_prime", metavar="B_PRIME_IMAGE", help="reference image B′")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     add_params_arguments(parser)
+    parser.add_argument("--paint", type=int, default=0, metavar="N",
+                        help="also paint A′ with N brush strokes: painting.png and strokes.svg (0: no)")
+    parser.add_argument("--paint-brush", choices=BRUSH_NAMES, default="oil", help="brush of --paint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -95,8 +105,16 @@ def run_guarded(run: Callable[[], dict], too_big: str) -> tuple[int, dict | None
         return 3, None
 
 
+def paint_params_from(args: argparse.Namespace, params: AnalogyParams) -> PaintParams | None:
+    """--paint N: A′ painted with N strokes, on the analogy's device and seed (None: no painting)."""
+    if not args.paint:
+        return None
+    return PaintParams(strokes=args.paint, brush=args.paint_brush, seed=params.seed, device=params.device)
+
+
 def run(args: argparse.Namespace) -> dict:
     params = params_from(args)
+    painting = paint_params_from(args, params)  # bad --paint values fail before any work
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
@@ -105,13 +123,24 @@ def run(args: argparse.Namespace) -> dict:
     engine = Engine.load(params.device)
     out.mkdir(parents=True, exist_ok=True)
     with progress_bar(args.quiet) as progress:
-        result = analogy(a, b_prime, params, progress=progress, engine=engine)
+        # With --paint the bar runs over both jobs: the analogy to 80 %, the painting after it.
+        share = 0.8 if painting else 1.0
+        result = analogy(a, b_prime, params, engine=engine,
+                         progress=lambda f, stage: progress(f * share, stage))
+        if painting:
+            painted = paint_image(
+                result.a_prime, painting, progress=lambda f, stage: progress(share + f * (1 - share), stage)
+            )
     save_png(out / "a_prime.png", result.a_prime)
     save_png(out / "b.png", result.b)
     np.save(out / "flow_ab.npy", result.flow_ab)
     np.save(out / "flow_ba.npy", result.flow_ba)
     inputs = {"a": str(args.a), "b_prime": str(args.b_prime)}
     report = dict(result.report, inputs=inputs, outputs=list(OUTPUTS))
+    if painting:
+        painted_report = write_painting(out, painted, result.a_prime.shape[:2])
+        report["outputs"] += painted_report.pop("outputs")[:2]  # painting.png, strokes.svg
+        report["painting"] = painted_report
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -32,6 +32,14 @@ DEFAULT_DEVICE: DeviceName = "auto"
 
 # What GET /v1/jobs/{id}/result/{name} serves (docs/http-api.md).
 RESULT_PARTS: tuple[str, ...] = ("a_prime", "b", "mask_a_prime", "mask_b", "flow_ab", "flow_ba")
+PAINT_RESULT_PARTS: tuple[str, ...] = ("painting", "strokes")  # POST /v1/paint: PNG and SVG text
+
+# POST /v1/animate: frames of one size, 2..MAX_FRAMES of them; their pixels together at most
+# MAX_ANIMATION_PIXELS, since every stylised frame is kept until the client has fetched it
+# (256 MP: 0.75 GB of results, e.g. 120 frames of 1080p).
+MIN_FRAMES = 2
+MAX_FRAMES = 200
+MAX_ANIMATION_PIXELS = 256 * 2**20
 
 MIN_SIZE = 32  # working side in pixels: two cells of the 16× coarser relu5_1 map
 MAX_SIZE = 2048  # working side; beyond this VGG matching costs grow with no visible gain

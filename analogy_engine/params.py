@@ -36,7 +36,8 @@ from .contract import (
 
 __all__ = [
     "ALPHAS", "DEVICES", "MAX_INPUT_PIXELS", "MAX_INPUT_SIDE", "MAX_SIZE", "MIN_INPUT_SIDE", "MIN_SIZE",
-    "MODES", "MODE_DEFAULTS", "PRESETS", "PRESET_NAMES", "AnalogyParams", "Option", "ParamsError",
+    "MODES", "MODE_DEFAULTS", "PRESETS", "PRESET_NAMES", "AnalogyParams", "Option", "OptionParams",
+    "ParamsError", "option_field",
     "Preset", "Settings", "effective_size", "resolve", "validate", "working_size",
 ]
 
@@ -181,49 +182,30 @@ class Option:
         return out
 
 
-def _option(default: Any, **kwargs: Any) -> Any:
+def option_field(default: Any, **kwargs: Any) -> Any:
     return field(default=default, metadata={"option": Option(**kwargs)})
 
 
-@dataclass(frozen=True)
-class AnalogyParams:
-    """What the user chooses. `None` means "the mode's default" (see MODE_DEFAULTS)."""
-
-    mode: Mode = _option(DEFAULT_MODE, kind=str, choices=MODES,
-                         help="which kind of images A and B′ are")
-    preset: PresetName = _option(DEFAULT_PRESET, kind=str, choices=PRESET_NAMES,
-                                 help="speed/quality; 'faithful' reproduces the original's parameters")
-    size: int | None = _option(None, kind=int, low=MIN_SIZE, high=MAX_SIZE, nullable=True, metavar="N",
-                               help=f"longest side of the working resolution ({MIN_SIZE}–{MAX_SIZE}); "
-                               "default: the original's rule (≤ 700 px, ≤ 0.35 MP)")
-    device: DeviceName = _option(DEFAULT_DEVICE, kind=str, choices=DEVICES,
-                                 help="where to compute; auto: the GPU when there is one")
-    seed: int = _option(0, kind=int, low=0, high=MAX_SEED, metavar="N",
-                        help="random seed of PatchMatch (same seed, same device: same result)")
-    weight: int | None = _option(None, kind=int, choices=tuple(ALPHAS), nullable=True,
-                                 help="blend weights: higher keeps more of the source's structure "
-                                 "(default: by mode)")
-    ratio: float | None = _option(None, kind=float, low=0.1, high=1.0, nullable=True, metavar="R",
-                                  help="extra scale of the working size, 0.1–1 (default: by mode)")
-    refine: bool | None = _option(None, kind=bool, nullable=True,
-                                  help="edge-aware refinement guided by the source "
-                                  "(default: on for photo-to-photo)")
+class OptionParams:
+    """What every options dataclass shares (AnalogyParams here, PaintParams in paint/): fields
+    carrying an `Option`, checked on construction, built from untrusted JSON, described as a
+    schema for clients and as a JSON Schema for the server's form."""
 
     def __post_init__(self) -> None:
         validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AnalogyParams:
+    def from_dict(cls, data: dict[str, Any]) -> Any:
         """Build from untrusted JSON-like data; unknown keys and wrong types are errors."""
         if not isinstance(data, dict):
             raise ParamsError("params must be a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - names)
         if unknown:
             known = ", ".join(sorted(names))
@@ -233,7 +215,7 @@ class AnalogyParams:
     @classmethod
     def options(cls) -> dict[str, tuple[Option, Any]]:
         """Each field's Option and default, in declaration order."""
-        return {f.name: (f.metadata["option"], f.default) for f in dataclasses.fields(cls)}
+        return {f.name: (f.metadata["option"], f.default) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
@@ -250,7 +232,36 @@ class AnalogyParams:
         }
 
 
-def validate(p: AnalogyParams) -> None:
+@dataclass(frozen=True)
+class AnalogyParams(OptionParams):
+    """What the user chooses. `None` means "the mode's default" (see MODE_DEFAULTS)."""
+
+    mode: Mode = option_field(DEFAULT_MODE, kind=str, choices=MODES,
+                              help="which kind of images A and B′ are")
+    preset: PresetName = option_field(DEFAULT_PRESET, kind=str, choices=PRESET_NAMES,
+                                      help="speed/quality; 'faithful' reproduces the original's parameters")
+    size: int | None = option_field(None, kind=int, low=MIN_SIZE, high=MAX_SIZE, nullable=True, metavar="N",
+                                    help=f"longest side of the working resolution ({MIN_SIZE}–{MAX_SIZE}); "
+                                    "default: the original's rule (≤ 700 px, ≤ 0.35 MP)")
+    device: DeviceName = option_field(DEFAULT_DEVICE, kind=str, choices=DEVICES,
+                                      help="where to compute; auto: the GPU when there is one")
+    seed: int = option_field(0, kind=int, low=0, high=MAX_SEED, metavar="N",
+                             help="random seed of PatchMatch (same seed, same device: same result)")
+    weight: int | None = option_field(None, kind=int, choices=tuple(ALPHAS), nullable=True,
+                                      help="blend weights: higher keeps more of the source's structure "
+                                      "(default: by mode)")
+    ratio: float | None = option_field(None, kind=float, low=0.1, high=1.0, nullable=True, metavar="R",
+                                       help="extra scale of the working size, 0.1–1 (default: by mode)")
+    refine: bool | None = option_field(None, kind=bool, nullable=True,
+                                       help="edge-aware refinement guided by the source "
+                                       "(default: on for photo-to-photo)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnalogyParams:
+        return super().from_dict(data)  # type: ignore[no-any-return]
+
+
+def validate(p: OptionParams) -> None:
     for name, (option, _) in p.options().items():
         value = getattr(p, name)
         if not option.accepts(value):

@@ -7,8 +7,10 @@ import json
 import re
 import threading
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -17,49 +19,74 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from analogy_engine import AnalogyParams, ParamsError
+from analogy_engine.contract import MAX_ANIMATION_PIXELS, MAX_FRAMES, MIN_FRAMES, PAINT_RESULT_PARTS
+from analogy_engine.paint.params import PaintParams
+from analogy_engine.params import OptionParams
 
 from . import __version__
 from .config import BODY_MIN_RATE, ServerConfig
 from .engines import resolve_device
 from .errors import ApiError
-from .images import clean_message, confidence_to_mask, decode_part, encode_npy, encode_png
-from .jobs import RESULT_NAMES, JobManager, QueueFull, UnknownJob
+from .images import clean_message, decode_part, encode_npy, encode_png, part_size
+from .jobs import RESULT_NAMES, Job, JobManager, QueueFull, UnknownJob, new_id
 from .models import JobStatus
 from .security import SecurityMiddleware, send_error
+from .tasks import PendingImage, animate_task, frame_name, paint_task
 from .test_hooks import NAMES as TEST_HOOKS
-from .uploads import FormReader, Part
+from .uploads import MAX_PARTS, FormReader, Part
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-FORM_FIELDS = frozenset({"params", "a", "b_prime", "a_width", "a_height", "b_prime_width", "b_prime_height"})
+RESULT_NAME = re.compile(r"[a-z_]{1,16}|frame_[0-9]{4}")
+P = TypeVar("P", bound=OptionParams)
 TEST_HOOK_FIELD = "_test_hook"
 
-SUBMIT_SCHEMA: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["a", "b_prime"],
-                    "properties": {
-                        "params": {
-                            "type": "string",
-                            "contentMediaType": "application/json",
-                            "contentSchema": AnalogyParams.json_schema(),
-                            "description": "JSON object of AnalogyParams fields (GET /v1/params)",
-                        },
-                        "a": {"type": "string", "format": "binary"},
-                        "b_prime": {"type": "string", "format": "binary"},
-                        "a_width": {"type": "integer"},
-                        "a_height": {"type": "integer"},
-                        "b_prime_width": {"type": "integer"},
-                        "b_prime_height": {"type": "integer"},
-                    },
-                }
-            }
-        },
+
+def image_fields(*labels: str) -> frozenset[str]:
+    """An image part and the width/height parts that raw RGBA needs."""
+    return frozenset(f"{label}{suffix}" for label in labels for suffix in ("", "_width", "_height"))
+
+
+FORM_FIELDS = image_fields("a", "b_prime") | {"params"}
+PAINT_FIELDS = image_fields("image", "style") | {"params"}
+FRAME_LABELS = tuple(f"frame_{k}" for k in range(1, MAX_FRAMES + 1))
+ANIMATE_FIELDS = image_fields("b_prime", *FRAME_LABELS) | {"params"}
+
+def form_schema(params: dict[str, Any], about: str, required: list[str], images: list[str],
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "params": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": params,
+            "description": about,
+        }
     }
+    for label in images:
+        properties[label] = {"type": "string", "format": "binary"}
+        properties[f"{label}_width"] = properties[f"{label}_height"] = {"type": "integer"}
+    properties.update(extra or {})
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+SUBMIT_SCHEMA = form_schema(
+    AnalogyParams.json_schema(), "JSON object of AnalogyParams fields (GET /v1/params)", ["a", "b_prime"],
+    ["a", "b_prime"],
+)
+PAINT_SCHEMA = form_schema(
+    PaintParams.json_schema(), "JSON object of PaintParams fields", ["image"], ["image", "style"]
+)
+ANIMATE_PARAMS = AnalogyParams.json_schema()
+ANIMATE_PARAMS["properties"]["independent"] = {
+    "type": "boolean", "description": "stylise each frame on its own (the flickering baseline)"
 }
+ANIMATE_SCHEMA = form_schema(
+    ANIMATE_PARAMS,
+    "JSON object of AnalogyParams fields, plus independent",
+    ["b_prime", "frame_1", "frame_2"],
+    ["b_prime", "frame_1", "frame_2"],
+    {"frame_K": {"type": "string", "format": "binary", "description": f"frames 3 … {MAX_FRAMES}, in order"}},
+)
 
 
 def create_app(
@@ -78,8 +105,6 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    allowed = FORM_FIELDS | ({TEST_HOOK_FIELD} if config.test_hooks else frozenset())
-
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(
@@ -110,9 +135,12 @@ def create_app(
     def params_schema() -> dict[str, Any]:
         return AnalogyParams.schema()
 
-    @app.post("/v1/jobs", status_code=201, openapi_extra=SUBMIT_SCHEMA)
-    async def submit(request: Request) -> JSONResponse:
-        reader = FormReader(request.headers.get("content-type", ""), allowed, config.max_body)
+    async def accept(request: Request, fields: frozenset[str], images: frozenset[str],
+                     make_job: Callable[[dict[str, Part]], Awaitable[Job]]) -> JSONResponse:
+        """Read a job's upload into a reserved queue slot, build the job, queue it."""
+        allowed = fields | ({TEST_HOOK_FIELD} if config.test_hooks else frozenset())
+        reader = FormReader(request.headers.get("content-type", ""), allowed, config.max_body,
+                            images=images, max_parts=max(MAX_PARTS, len(allowed)))
         try:
             reservation = manager.reserve()
         except QueueFull as full:
@@ -124,14 +152,53 @@ def create_app(
                 parts = await read_body(request, reader, config.body_timeout, stopping)
             except ClientDisconnect:
                 return JSONResponse({"detail": "client disconnected"}, status_code=400)
-            params = parse_params(parts.get("params"))
-            job_device = device_for(params, device)
             hook = parse_hook(parts.get(TEST_HOOK_FIELD))
-            a = await run_in_threadpool(decode_image, parts, "a")
-            b_prime = await run_in_threadpool(decode_image, parts, "b_prime")
-            job = manager.submit(reservation, a, b_prime, params, job_device, hook)
+            job = await make_job(parts)
+            job.hook = hook
+            manager.enqueue(reservation, job)
         # "queued" as API.md promises, even if the worker has picked it up a moment ago.
         return JSONResponse({"id": job.id, "state": "queued"}, status_code=201)
+
+    @app.post("/v1/jobs", status_code=201, openapi_extra=SUBMIT_SCHEMA)
+    async def submit(request: Request) -> JSONResponse:
+        async def make_job(parts: dict[str, Part]) -> Job:
+            params = parse_params(parts.get("params"))
+            job_device = device_for(params.device, device)
+            a = await run_in_threadpool(decode_image, parts, "a")
+            b_prime = await run_in_threadpool(decode_image, parts, "b_prime")
+            inputs = f"A {a.shape[1]}x{a.shape[0]}, B' {b_prime.shape[1]}x{b_prime.shape[0]}"
+            return Job(id=new_id(), params=params, device=job_device, a=a, b_prime=b_prime, inputs=inputs)
+
+        return await accept(request, FORM_FIELDS, frozenset({"a", "b_prime"}), make_job)
+
+    @app.post("/v1/paint", status_code=201, openapi_extra=PAINT_SCHEMA)
+    async def submit_paint(request: Request) -> JSONResponse:
+        async def make_job(parts: dict[str, Part]) -> Job:
+            params = parse_params(parts.get("params"), PaintParams)
+            job_device = device_for(params.device, device)
+            image = await run_in_threadpool(decode_image, parts, "image")
+            style = await run_in_threadpool(decode_image, parts, "style") if "style" in parts else None
+            inputs = f"image {image.shape[1]}x{image.shape[0]}" + (
+                f", style {style.shape[1]}x{style.shape[0]}" if style is not None else "")
+            return Job(id=new_id(), params=params, device=job_device, kind="paint",
+                       task=paint_task(image, style, params), result_names=PAINT_RESULT_PARTS, inputs=inputs)
+
+        return await accept(request, PAINT_FIELDS, frozenset({"image", "style"}), make_job)
+
+    @app.post("/v1/animate", status_code=201, openapi_extra=ANIMATE_SCHEMA)
+    async def submit_animate(request: Request) -> JSONResponse:
+        async def make_job(parts: dict[str, Part]) -> Job:
+            params, independent = parse_animate_params(parts.get("params"))
+            job_device = device_for(params.device, device)
+            frames = pending_frames(parts)
+            b_prime = await run_in_threadpool(decode_image, parts, "b_prime")
+            inputs = (f"{len(frames)} frames {frames[0].width}x{frames[0].height}, "
+                      f"B' {b_prime.shape[1]}x{b_prime.shape[0]}{', independent' if independent else ''}")
+            return Job(id=new_id(), params=params, device=job_device, kind="animate",
+                       task=animate_task(frames, b_prime, params, independent),
+                       result_names=tuple(frame_name(i) for i in range(len(frames))), inputs=inputs)
+
+        return await accept(request, ANIMATE_FIELDS, frozenset({"b_prime", *FRAME_LABELS}), make_job)
 
     def find_job(job_id: str, heartbeat: bool = True) -> Any:
         if not JOB_ID.fullmatch(job_id):
@@ -157,13 +224,17 @@ def create_app(
 
     @app.get("/v1/jobs/{job_id}/result/{name}")
     def job_result(job_id: str, name: str, fmt: str | None = Query(None, alias="format")) -> Response:
-        if name not in RESULT_NAMES:
+        if not RESULT_NAME.fullmatch(name):
             raise ApiError(404, f"no result named {name[:64]!r}; names: {', '.join(RESULT_NAMES)}")
         job = find_job(job_id)
+        if name not in job.result_names:
+            names = job.result_names
+            listed = ", ".join(names) if len(names) <= 8 else f"{names[0]} … {names[-1]}"
+            raise ApiError(404, f"no result named {name!r} for this {job.kind} job; names: {listed}")
         result = job.result
         if job.state != "done" or result is None:
             raise ApiError(409, f"job {job.id} is {job.state}, results exist only when it is done")
-        return result_response(result, name, fmt)
+        return result_response(result.part(name), name, fmt)
 
     return JsonErrors(
         SecurityMiddleware(
@@ -248,28 +319,78 @@ class JsonErrors:
             )
 
 
-def parse_params(part: Part | None) -> AnalogyParams:
+def parse_json(part: Part | None) -> Any:
     if part is None:
-        return AnalogyParams()
+        return {}
     try:
-        data = json.loads(bytes(part.data).decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(bytes(part.data).decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ApiError(400, f"params is not valid JSON: {str(error)[:200]}") from None
+
+
+def parse_params(part: Part | None, kind: type[P] = AnalogyParams) -> P:  # type: ignore[assignment]
+    return params_from_dict(parse_json(part), kind)
+
+
+def params_from_dict(data: Any, kind: type[P]) -> P:
     try:
-        return AnalogyParams.from_dict(data)
+        return kind.from_dict(data)  # type: ignore[no-any-return]
     except (ParamsError, TypeError, ValueError) as error:
         raise ApiError(422, str(error)[:500]) from None
+
+
+def parse_animate_params(part: Part | None) -> tuple[AnalogyParams, bool]:
+    """An animation's params: the analogy's, plus `independent` (default false)."""
+    data = parse_json(part)
+    if isinstance(data, dict) and "independent" in data:
+        data = dict(data)
+        independent = data.pop("independent")
+        if not isinstance(independent, bool):
+            raise ApiError(422, f"independent must be true or false (got {str(independent)[:40]!r})")
+        return params_from_dict(data, AnalogyParams), independent
+    return params_from_dict(data, AnalogyParams), False
+
+
+def pending_frames(parts: dict[str, Part]) -> list[PendingImage]:
+    """frame_1 … frame_N (no gaps), sizes checked from their headers, pixels left undecoded."""
+    count = 0
+    while f"frame_{count + 1}" in parts:
+        count += 1
+    stray = sorted((n for n in parts if n.startswith("frame_") and n.count("_") == 1
+                    and int(n[6:]) > count), key=lambda n: int(n[6:]))
+    if stray:
+        raise ApiError(400, f"{stray[0]} was sent but frame_{count + 1} was not: frames are numbered "
+                       "from frame_1 without gaps")
+    if count < MIN_FRAMES:
+        raise ApiError(400, f"an animation needs at least {MIN_FRAMES} frames (frame_1, frame_2, …), "
+                       f"got {count}")
+    frames = []
+    for k in range(1, count + 1):
+        label = f"frame_{k}"
+        part = parts[label]
+        width, height = (parts.get(f"{label}_{side}") for side in ("width", "height"))
+        w, h = part_size(part.data, part.content_type, width.data if width else None,
+                         height.data if height else None, label)
+        if frames and (w, h) != (frames[0].width, frames[0].height):
+            raise ApiError(400, f"{label} is {w}×{h}, frame_1 is {frames[0].width}×{frames[0].height}: "
+                           "all frames must have one size")
+        frames.append(PendingImage(label, lambda label=label: decode_image(parts, label), w, h))
+    if count * frames[0].width * frames[0].height > MAX_ANIMATION_PIXELS:
+        raise ApiError(413, f"{count} frames of {frames[0].width}×{frames[0].height} are over the limit of "
+                       f"{MAX_ANIMATION_PIXELS // 2**20} megapixels for one animation; send fewer or "
+                       "smaller frames")
+    return frames
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
 
 
-def device_for(params: AnalogyParams, server_device: str) -> str:
-    if params.device == "auto":
+def device_for(asked: str, server_device: str) -> str:
+    if asked == "auto":
         return server_device
     try:
-        return resolve_device(params.device)
+        return resolve_device(asked)
     except ValueError as error:
         raise ApiError(422, str(error)) from None
 
@@ -293,16 +414,11 @@ def decode_image(parts: dict[str, Part], label: str) -> Any:
     )
 
 
-def result_response(result: Any, name: str, fmt: str | None) -> Response:
-    sources = {
-        "a_prime": lambda: result.a_prime,
-        "b": lambda: result.b,
-        "mask_a_prime": lambda: confidence_to_mask(result.confidence_a_prime),
-        "mask_b": lambda: confidence_to_mask(result.confidence_b),
-        "flow_ab": lambda: result.flow_ab,
-        "flow_ba": lambda: result.flow_ba,
-    }
-    array = sources[name]()
+def result_response(array: np.ndarray | str, name: str, fmt: str | None) -> Response:
+    if isinstance(array, str):  # the strokes' SVG
+        if fmt not in (None, "svg"):
+            raise ApiError(400, f"format must be svg for {name} (got {fmt[:40]!r})")
+        return Response(array.encode("utf-8"), media_type="image/svg+xml")
     is_flow = name.startswith("flow")
     native = "npy" if is_flow else "png"
     if fmt is None or fmt == native:

@@ -107,6 +107,37 @@ def decode_raw(data: bytes | bytearray, width: int, height: int, label: str) -> 
     return np.ascontiguousarray(rgba[:, :, :3])  # alpha dropped; the colour under it is kept
 
 
+def part_size(
+    data: bytes | bytearray,
+    content_type: str,
+    width: bytes | bytearray | None,
+    height: bytes | bytearray | None,
+    label: str,
+) -> tuple[int, int]:
+    """(width, height) of an uploaded image part from its PNG header or declared size, with the
+    same checks as decode_part but no pixel decoded (an animation's frames wait undecoded)."""
+    if len(data) == 0:
+        raise ApiError(400, f"{label}: the image part is empty")
+    if content_type in RAW_TYPES:
+        w, h = parse_dimension(width, f"{label}_width"), parse_dimension(height, f"{label}_height")
+        check_dimensions(w, h, label)
+        if len(data) != w * h * 4:
+            raise ApiError(
+                400, f"{label}: raw RGBA of {w}×{h} must be exactly {w * h * 4} bytes, got {len(data)}"
+            )
+        return w, h
+    if content_type in PNG_TYPES or content_type in ("", "text/plain"):
+        if not bytes(data[:8]) == PNG_SIGNATURE:
+            raise ApiError(415, f"{label}: not a PNG file (only PNG or raw RGBA are accepted)")
+        w, h = png_size(data, label)
+        check_dimensions(w, h, label)
+        return w, h
+    raise ApiError(
+        415,
+        f"{label}: content type {content_type!r} is not accepted; send image/png or application/octet-stream",
+    )
+
+
 def decode_part(
     data: bytes | bytearray,
     content_type: str,
@@ -115,19 +146,10 @@ def decode_part(
     label: str,
 ) -> np.ndarray:
     """An uploaded image part → (H, W, 3) uint8 RGB, or ApiError with a 4xx status."""
-    if len(data) == 0:
-        raise ApiError(400, f"{label}: the image part is empty")
+    w, h = part_size(data, content_type, width, height, label)
     if content_type in RAW_TYPES:
-        return decode_raw(
-            data, parse_dimension(width, f"{label}_width"), parse_dimension(height, f"{label}_height"), label
-        )
-    # A part without a type is plain text by default in multipart; accept it only if it is a PNG.
-    if content_type in PNG_TYPES or content_type in ("", "text/plain"):
-        return decode_png(data, label)
-    raise ApiError(
-        415,
-        f"{label}: content type {content_type!r} is not accepted; send image/png or application/octet-stream",
-    )
+        return decode_raw(data, w, h, label)
+    return decode_png(data, label)
 
 
 def encode_png(array: np.ndarray) -> bytes:

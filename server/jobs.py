@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from analogy_engine import AnalogyParams, AnalogyResult
+from analogy_engine import AnalogyParams
 from analogy_engine.contract import RESULT_PARTS
 
 from .config import ServerConfig
 from .engines import EnginePool
 from .reports import jsonable
+from .tasks import Output, Task
 from .worker import AnalogyFn, Runner, classify
 
 log = logging.getLogger("server.jobs")
@@ -34,8 +35,12 @@ log = logging.getLogger("server.jobs")
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 RESULT_NAMES = RESULT_PARTS
-# A job runs as `runner(job) -> (result, degraded)`; see worker.Runner.
-RunJob = Callable[["Job"], "tuple[AnalogyResult, str | None]"]
+# A job runs as `runner(job) -> (output, degraded)`; see worker.Runner.
+RunJob = Callable[["Job"], "tuple[Output, str | None]"]
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
 
 
 class QueueFull(Exception):
@@ -50,11 +55,20 @@ class UnknownJob(KeyError):
 
 @dataclass(eq=False)
 class Job:
+    """One job of any kind: an analogy (`a`, `b_prime`, run by worker.Runner with its
+    out-of-memory fallback) or a `task` made by its route (painting, animation; tasks.py)."""
+
     id: str
-    params: AnalogyParams
+    params: Any  # AnalogyParams, PaintParams: what the client asked for (to_json() for the log)
     device: str  # where it runs: "cpu" or "cuda"
-    a: np.ndarray | None
-    b_prime: np.ndarray | None
+    a: np.ndarray | None = None
+    b_prime: np.ndarray | None = None
+    kind: str = "analogy"  # analogy | paint | animate
+    task: Task | None = None
+    # What the result route will serve once the job is done (known at submission: a name that
+    # is not one of these is a 404 whatever the job's state).
+    result_names: tuple[str, ...] = RESULT_PARTS
+    inputs: str = ""  # the inputs in words, for the log
     hook: str | None = None  # a test hook's name (DIA_TEST_HOOKS=1 only; see test_hooks.py)
     state: str = QUEUED
     progress: float = 0.0
@@ -65,7 +79,7 @@ class Job:
     last_seen: float = field(default_factory=time.monotonic)
     error: str | None = None
     degraded: str | None = None
-    result: AnalogyResult | None = None
+    result: Output | None = None
     report: dict[str, Any] | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     stopped: threading.Event = field(default_factory=threading.Event)  # the worker let go of it
@@ -151,22 +165,26 @@ class JobManager:
         device: str,
         hook: str | None = None,
     ) -> Job:
-        job = Job(id=secrets.token_hex(16), params=params, device=device, a=a, b_prime=b_prime, hook=hook)
+        """Queue an analogy of `a` and `b_prime`."""
+        inputs = f"A {a.shape[1]}x{a.shape[0]}, B' {b_prime.shape[1]}x{b_prime.shape[0]}"
+        job = Job(id=new_id(), params=params, device=device, a=a, b_prime=b_prime, inputs=inputs, hook=hook)
+        return self.enqueue(reservation, job)
+
+    def enqueue(self, reservation: Reservation, job: Job) -> Job:
+        """Queue a job of any kind, taking over the reservation's queue slot."""
         with self._cond:
             reservation.release()  # re-entrant lock: the slot passes from reservation to job atomically
             self._jobs[job.id] = job
             self._queue.append(job)
             self._cond.notify_all()
         log.info(
-            "job %s queued: A %dx%d, B' %dx%d, %s on %s%s",
+            "%s job %s queued: %s, %s on %s%s",
+            job.kind,
             job.id,
-            a.shape[1],
-            a.shape[0],
-            b_prime.shape[1],
-            b_prime.shape[0],
-            params.to_json(),
-            device,
-            f", test hook {hook}" if hook else "",
+            job.inputs,
+            job.params.to_json(),
+            job.device,
+            f", test hook {job.hook}" if job.hook else "",
         )
         return job
 
@@ -233,7 +251,7 @@ class JobManager:
                 "elapsed": round(elapsed, 3),
                 "error": job.error,
                 "degraded": job.degraded,
-                "results": list(RESULT_NAMES) if done else [],
+                "results": list(job.result_names) if done else [],
                 "report": job.report if done else None,
                 "queue_position": position,
             }
@@ -251,7 +269,7 @@ class JobManager:
         job.finished = time.monotonic()
         if state == DONE:
             job.progress = 1.0
-        job.a = job.b_prime = None  # inputs are not needed any more
+        job.a = job.b_prime = job.task = None  # inputs are not needed any more
         self._finished.append(job)
         self._last_activity = job.finished
         # Results are large (two float32 flows per job); failed and cancelled jobs are small, and

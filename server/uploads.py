@@ -34,7 +34,14 @@ class Part:
 
 
 class FormReader:
-    def __init__(self, content_type: str, allowed: frozenset[str], max_body: int) -> None:
+    def __init__(
+        self,
+        content_type: str,
+        allowed: frozenset[str],
+        max_body: int,
+        images: frozenset[str] = frozenset(IMAGE_FIELDS),
+        max_parts: int = MAX_PARTS,
+    ) -> None:
         ctype, options = parse_options_header(content_type)
         if ctype != b"multipart/form-data":
             raise ApiError(415, "the body must be multipart/form-data (see API.md)")
@@ -42,6 +49,8 @@ class FormReader:
         if not boundary or len(boundary) > 200:
             raise ApiError(400, "multipart/form-data without a usable boundary")
         self.allowed = allowed
+        self.images = images  # parts exempt from the small-field limit
+        self.max_parts = max_parts
         self.max_body = max_body
         self.received = 0
         self.parts: dict[str, Part] = {}
@@ -85,8 +94,8 @@ class FormReader:
         return self.parts
 
     def _on_part_begin(self) -> None:
-        if len(self.parts) >= MAX_PARTS:
-            raise ApiError(400, f"too many form parts (at most {MAX_PARTS})")
+        if len(self.parts) >= self.max_parts:
+            raise ApiError(400, f"too many form parts (at most {self.max_parts})")
         self._headers = {}
 
     def _on_header_end(self) -> None:
@@ -100,7 +109,7 @@ class FormReader:
             raise ApiError(400, "every form part needs Content-Disposition: form-data; name=...")
         name = options[b"name"].decode("latin-1")
         if name not in self.allowed:
-            raise ApiError(400, f"unknown form field {name!r}; expected: {', '.join(sorted(self.allowed))}")
+            raise ApiError(400, f"unknown form field {name[:64]!r}; expected: {describe(self.allowed)}")
         if name in self.parts:
             raise ApiError(400, f"form field {name!r} appears more than once")
         ctype, _ = parse_options_header(self._headers.get(b"content-type", b""))
@@ -117,9 +126,17 @@ class FormReader:
         if part is None:
             return
         part.data.extend(data[start:end])
-        if part.name not in IMAGE_FIELDS and len(part.data) > SMALL_FIELD_LIMIT:
+        if part.name not in self.images and len(part.data) > SMALL_FIELD_LIMIT:
             raise ApiError(413, f"form field {part.name!r} is larger than {SMALL_FIELD_LIMIT} bytes")
 
     def _on_end(self) -> None:
         self.ended = True
         self._current = None
+
+
+def describe(names: frozenset[str]) -> str:
+    """The expected field names, with an animation's numbered frames shown as a range."""
+    plain = sorted(n for n in names if not n.startswith("frame_"))
+    if len(plain) < len(names):
+        plain.append("frame_1, frame_2, … (with frame_K_width, frame_K_height for raw RGBA)")
+    return ", ".join(plain)

@@ -2,7 +2,8 @@
 
 `Runner` is what the worker thread (jobs.JobManager) calls for each job: it takes the model for
 the job's device from the pool and runs the analogy function with progress and cancellation
-wired to the job, through the out-of-memory fallback (fallback.py). `classify` turns whatever a
+wired to the job, through the out-of-memory fallback (fallback.py) — or, for the other kinds of
+job, the job's task (tasks.py) with the same progress and cancellation. `classify` turns whatever a
 job raised into its final state and the message a client sees.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -18,6 +19,7 @@ from analogy_engine import AnalogyResult, Cancelled, InputError, ParamsError
 
 from .engines import EnginePool
 from .fallback import Attempt, run_with_fallback
+from .tasks import AnalogyOutput, Context, Output
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -54,13 +56,13 @@ def classify(exc: BaseException) -> Outcome:
 
 
 class Runner:
-    """`runner(job) -> (result, degraded)`: one job through the engine, on the worker thread."""
+    """`runner(job) -> (output, degraded)`: one job through the engine, on the worker thread."""
 
     def __init__(self, pool: EnginePool, analogy_fn: AnalogyFn) -> None:
         self.pool = pool
         self.analogy_fn = analogy_fn
 
-    def __call__(self, job: Job) -> tuple[AnalogyResult, str | None]:
+    def __call__(self, job: Job) -> tuple[Output, str | None]:
         def cancel() -> bool:
             return job.cancel_requested.is_set()
 
@@ -76,14 +78,14 @@ class Runner:
                 job.progress = max(job.progress, min(1.0, max(0.0, value)))
             job.stage = str(stage)[:200]
 
+        if job.task is not None:
+            return job.task(Context(job.device, self.engine, progress, cancel)), None
+
         def on_retry(attempt: Attempt) -> None:
             job.stage = f"retrying: {attempt.degraded}"
 
         def run(attempt: Attempt) -> AnalogyResult:
-            try:
-                engine = self.pool.get(attempt.device)
-            except Exception as error:
-                raise ModelLoadError(f"could not load the model on {attempt.device}: {error}") from error
+            engine = self.engine(attempt.device)
             assert job.a is not None and job.b_prime is not None
             return self.analogy_fn(
                 job.a, job.b_prime, attempt.params, progress=progress, cancel=cancel, engine=engine
@@ -92,4 +94,11 @@ class Runner:
         shapes = (
             [job.a.shape[:2], job.b_prime.shape[:2]] if job.a is not None and job.b_prime is not None else []
         )
-        return run_with_fallback(run, job.params, job.device, shapes, on_retry=on_retry)
+        result, degraded = run_with_fallback(run, job.params, job.device, shapes, on_retry=on_retry)
+        return AnalogyOutput(result), degraded
+
+    def engine(self, device: str) -> Any:
+        try:
+            return self.pool.get(device)
+        except Exception as error:
+            raise ModelLoadError(f"could not load the model on {device}: {error}") from error

@@ -79,12 +79,13 @@ def flow(h: int, w: int, to_h: int, to_w: int) -> np.ndarray:
 class InProcessApi(Engine):
     """The API over `analogy_fn` in this process; test hooks on unless `hooks=False`."""
 
-    def __init__(self, analogy_fn: Any, hooks: bool = True, **config: Any) -> None:
+    def __init__(self, analogy_fn: Any, hooks: bool = True, pool: Any = None, **config: Any) -> None:
         super().__init__(Path("."))
         self.config = dataclasses.replace(
             ServerConfig(device="cpu", lazy_model=True, max_body=64 << 20, test_hooks=hooks), **config
         )
-        self.manager = JobManager(self.config, FakePool(), analogy_fn)  # type: ignore[arg-type]
+        # `pool`: a real model for the jobs that need one (animation); the fake one otherwise.
+        self.manager = JobManager(self.config, pool or FakePool(), analogy_fn)  # type: ignore[arg-type]
         if hooks:
             from server import test_hooks
 

@@ -225,3 +225,34 @@ def test_large_but_not_bomb_image_names_the_limit() -> None:
     big = png_bytes(12000, 6000, b"\x00" * 1000, color_type=2, bit_depth=8)  # 72 MP > 60 MP
     with pytest.raises(InputError, match="megapixels"):
         load_image(big, "A")
+
+
+def test_paint_option_paints_a_prime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--paint N (docs/cli.md): painting.png (A′'s size) and strokes.svg beside the analogy's
+    outputs; the painting is A′'s (the same strokes as painting a_prime.png with the seed)."""
+    from analogy_engine import cli as analogy_cli
+    from analogy_engine.paint import from_svg, paint, painting_to_uint8
+
+    files = _converted_inputs(tmp_path)
+    out = tmp_path / "out"
+    code = analogy_cli.main([str(files["L"][0]), str(files["RGBA"][0]), "--out", str(out), "--size", "32",
+                             "--preset", "fast", "--seed", "4", "--paint", "15", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["outputs"]) == {*OUTPUTS, "painting.png", "strokes.svg"}
+    assert report["painting"]["strokes"] == 15 and report["painting"]["seed"] == 4
+    strokes, width, height = from_svg((out / "strokes.svg").read_text())
+    assert (len(strokes), width, height) == (15, 60, 44)
+    a_prime = np.asarray(Image.open(out / "a_prime.png").convert("RGB"))
+    expected = painting_to_uint8(paint(a_prime, 15, seed=4).painting)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "painting.png").convert("RGB")), expected)
+
+
+def test_paint_option_out_of_range_exits_2_before_any_work(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from analogy_engine import cli as analogy_cli
+
+    code = analogy_cli.main([str(A), str(B_PRIME), "--out", str(tmp_path / "out"), "--paint", "-3"])
+    assert code == 2
+    assert "strokes must be an integer from 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

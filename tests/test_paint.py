@@ -285,8 +285,8 @@ def test_cli_writes_painting_svg_and_report(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--strokes", "0"], "strokes must be from 1"),
-        (["--strokes", str(MAX_STROKES + 1)], "strokes must be from 1"),
+        (["--strokes", "0"], "strokes must be an integer from 1"),
+        (["--strokes", str(MAX_STROKES + 1)], "strokes must be an integer from 1"),
         (["--brush", "crayon"], "invalid choice"),
     ],
 )

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from ..cli import run_guarded
+from ..cli import add_params_arguments, params_from, progress_bar, run_guarded
 from ..imageio import load_image, save_png
-from ..params import DEVICES, MAX_SIZE, MIN_SIZE, MODES, PRESET_NAMES, AnalogyParams
 from ..pipeline import Engine
 from ..types import InputError
 from .coherent import animate_frames, build_report
@@ -30,7 +29,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = AnalogyParams()
     parser = _Parser(
         prog="python -m analogy_engine.animate",
         description="Deep Image Analogy over animation frames with one reference B′, temporally coherent.",
@@ -38,21 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("b_prime", metavar="B_PRIME_IMAGE", help="reference image B′ (the look)")
     parser.add_argument("frames", metavar="FRAME", nargs="+", help="the frames, in order (at least 2)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    parser.add_argument("--mode", choices=MODES, default=defaults.mode)
-    parser.add_argument("--preset", choices=PRESET_NAMES, default=defaults.preset)
-    parser.add_argument("--size", type=int, default=None, metavar="N",
-                        help=f"longest side of the working resolution ({MIN_SIZE}–{MAX_SIZE})")
+    add_params_arguments(parser)
     parser.add_argument("--independent", action="store_true",
                         help="each frame on its own (the flickering baseline)")
-    parser.add_argument("--device", choices=DEVICES, default=defaults.device)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def run(args: argparse.Namespace) -> dict:
-    params = AnalogyParams(mode=args.mode, preset=args.preset, size=args.size, device=args.device,
-                           seed=args.seed)
+    params = params_from(args)
     if len(args.frames) < 2:
         raise InputError(f"an animation needs at least 2 frames, got {len(args.frames)}")
     out = Path(args.out)
@@ -74,20 +66,13 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     n = len(args.frames)
     frames = (load_image(path, f"frame {i}") for i, path in enumerate(args.frames, start=1))
-    last = [0.0]
-
-    def progress(fraction: float, stage: str) -> None:
-        now = time.monotonic()
-        if not args.quiet and (now - last[0] > 1.0 or fraction >= 1.0):
-            last[0] = now
-            print(f"{fraction * 100:5.1f}%  {stage}", file=sys.stderr)
-
     started = time.perf_counter()
     results = []
-    for result in animate_frames(frames, b_prime, params, engine, args.independent, progress, count=n):
-        save_png(out / f"frame_{result.index + 1:04d}.png", result.image)
-        result.image = result.image[:0]  # written: keep only the numbers (memory stays bounded)
-        results.append(result)
+    with progress_bar(args.quiet) as progress:
+        for result in animate_frames(frames, b_prime, params, engine, args.independent, progress, count=n):
+            save_png(out / f"frame_{result.index + 1:04d}.png", result.image)
+            result.image = result.image[:0]  # written: keep only the numbers (memory stays bounded)
+            results.append(result)
     report = build_report(results, params, engine, args.independent, b_prime, frame_hw,
                           time.perf_counter() - started)
     report["inputs"] = {"b_prime": str(args.b_prime), "frames": [str(f) for f in args.frames]}

@@ -18,12 +18,13 @@ from .optimise import (
     plan_stages,
     psnr,
 )
+from .output import OUTPUTS, painting_to_uint8, write_painting
+from .params import BRUSH_NAMES, PaintParams, paint_image
 from .render import BRUSHES, Brush, Strokes, render
 from .svg import from_svg, to_svg
 
-OUTPUTS = ("painting.png", "strokes.svg", "report.json")
-
 __all__ = [
-    "BRUSHES", "DEFAULT_SIDE", "MAX_STROKES", "MAX_WORK_SIDE", "MIN_SIDE", "MIN_STROKES", "OUTPUTS",
-    "Brush", "PaintResult", "Strokes", "from_svg", "paint", "plan_stages", "psnr", "render", "to_svg",
+    "BRUSHES", "BRUSH_NAMES", "DEFAULT_SIDE", "MAX_STROKES", "MAX_WORK_SIDE", "MIN_SIDE", "MIN_STROKES",
+    "OUTPUTS", "Brush", "PaintParams", "PaintResult", "Strokes", "from_svg", "paint", "paint_image",
+    "painting_to_uint8", "plan_stages", "psnr", "render", "to_svg", "write_painting",
 ]

@@ -8,14 +8,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
-
-from ..cli import progress_bar, run_guarded
+from ..cli import add_params_arguments, params_from, progress_bar, run_guarded
 from ..devices import resolve_device
-from ..imageio import load_image, save_png
-from ..params import DEVICES
+from ..imageio import load_image
 from ..types import InputError
-from . import BRUSHES, MAX_STROKES, MAX_WORK_SIDE, MIN_SIDE, OUTPUTS, paint, to_svg
+from . import OUTPUTS, PaintParams, paint_image, write_painting
 from .optimise import check_inputs
 
 
@@ -31,39 +28,27 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Paint an image with brush strokes; write the strokes as SVG paths.")
     parser.add_argument("image", metavar="IMAGE", help="the image to paint")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    parser.add_argument("--strokes", type=int, default=1000, metavar="N",
-                        help=f"stroke count, 1–{MAX_STROKES}")
-    parser.add_argument("--brush", choices=tuple(BRUSHES), default="oil",
-                        help="oil: bristle streaks; marker: flat colour (exactly what the SVG draws)")
-    parser.add_argument("--size", type=int, default=None, metavar="N",
-                        help=f"longest side the strokes are fitted at ({MIN_SIDE}–{MAX_WORK_SIDE}; "
-                        "default min(512, the image's)); painting.png is always the image's size")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--style", metavar="FILE", default=None,
                         help="reference image: adds a VGG-19 Gram (style) loss towards its look")
-    parser.add_argument("--style-weight", type=float, default=0.02, metavar="W")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
+    add_params_arguments(parser, PaintParams)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def run(args: argparse.Namespace) -> dict:
+    params = params_from(args, PaintParams)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
-    device = resolve_device(args.device)
+    resolve_device(params.device)  # a missing GPU is a one-line error before any work
     image = load_image(args.image, "IMAGE")
     style = load_image(args.style, "--style") if args.style else None
-    check_inputs(image, args.strokes, args.brush, args.size)  # before the progress bar starts
+    check_inputs(image, params.strokes, params.brush, params.size)  # before the progress bar starts
     with progress_bar(args.quiet) as progress:
-        result = paint(image, args.strokes, brush=args.brush, size=args.size, seed=args.seed, style=style,
-                       style_weight=args.style_weight, progress=progress, device=device)
+        result = paint_image(image, params, style=style, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    height, width = image.shape[:2]
-    save_png(out / "painting.png", np.clip(np.rint(result.painting * 255), 0, 255).astype(np.uint8))
-    (out / "strokes.svg").write_text(to_svg(result.strokes, width, height))
-    inputs = {"image": str(args.image), "style": args.style}
-    report = dict(result.report, inputs=inputs, outputs=list(OUTPUTS))
+    report = write_painting(out, result, image.shape[:2])
+    report["inputs"] = {"image": str(args.image), "style": args.style}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

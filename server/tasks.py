@@ -1,0 +1,148 @@
+"""The kinds of job beside the analogy (POST /v1/jobs): painting (POST /v1/paint) and animation
+(POST /v1/animate), and what every finished job hands to the result route.
+
+A job's outcome is an `Output`: its result names and, by name, an image (uint8 (H, W, 3) or
+(H, W)), a flow (float32 (H, W, 2)) or a text (the strokes' SVG). The analogy's own runner is in
+worker.py (it has the out-of-memory fallback); the other kinds are a `Task`, a function of the
+running job's `Context`, made by the route once the upload is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from analogy_engine import AnalogyParams, AnalogyResult, InputError
+from analogy_engine.contract import PAINT_RESULT_PARTS, RESULT_PARTS
+
+from .errors import ApiError
+from .images import confidence_to_mask
+
+
+class Output(Protocol):
+    names: tuple[str, ...]
+    report: dict[str, Any]
+
+    def part(self, name: str) -> np.ndarray | str: ...
+
+
+@dataclass
+class AnalogyOutput:
+    result: AnalogyResult
+    names: tuple[str, ...] = RESULT_PARTS
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.result.report
+
+    def part(self, name: str) -> np.ndarray | str:
+        result = self.result
+        if name == "mask_a_prime":
+            return confidence_to_mask(result.confidence_a_prime)
+        if name == "mask_b":
+            return confidence_to_mask(result.confidence_b)
+        return {"a_prime": result.a_prime, "b": result.b, "flow_ab": result.flow_ab,
+                "flow_ba": result.flow_ba}[name]
+
+
+@dataclass
+class PaintOutput:
+    painting: np.ndarray  # uint8 (H, W, 3)
+    svg: str
+    report: dict[str, Any]
+    names: tuple[str, ...] = PAINT_RESULT_PARTS
+
+    def part(self, name: str) -> np.ndarray | str:
+        return self.painting if name == "painting" else self.svg
+
+
+def frame_name(index: int) -> str:
+    """Result name of frame `index` (0-based): frame_0001, … as the animate CLI's files."""
+    return f"frame_{index + 1:04d}"
+
+
+@dataclass
+class AnimationOutput:
+    frames: list[np.ndarray]
+    report: dict[str, Any]
+    names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        self.names = tuple(frame_name(i) for i in range(len(self.frames)))
+
+    def part(self, name: str) -> np.ndarray | str:
+        return self.frames[self.names.index(name)]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a task gets from the worker: the model for a device, progress and cancellation."""
+
+    device: str  # "cpu" or "cuda"
+    engine: Callable[[str], Any]  # device → analogy_engine.Engine (loaded once per device)
+    progress: Callable[[float, str], None]  # raises Cancelled once the job is cancelled
+    cancel: Callable[[], bool]
+
+
+Task = Callable[[Context], Output]
+
+
+@dataclass(frozen=True)
+class PendingImage:
+    """An uploaded image whose size is checked but whose pixels are decoded only when needed:
+    an animation's frames are decoded one at a time, so memory holds a few frames, not all."""
+
+    label: str
+    decode: Callable[[], np.ndarray]
+    width: int
+    height: int
+
+
+def paint_task(image: np.ndarray, style: np.ndarray | None, params: Any) -> Task:
+    from analogy_engine.paint import paint, painting_to_uint8, to_svg
+    from analogy_engine.paint.optimise import check_inputs
+
+    try:
+        check_inputs(image, params.strokes, params.brush, params.size)
+    except InputError as error:
+        raise ApiError(422, str(error)) from None
+
+    def run(context: Context) -> Output:
+        result = paint(image, params.strokes, brush=params.brush, size=params.size, seed=params.seed,
+                       style=style, style_weight=params.style_weight, progress=context.progress,
+                       cancel=context.cancel, device=context.device)
+        height, width = image.shape[:2]
+        report = dict(result.report, params=params.to_dict())
+        return PaintOutput(painting_to_uint8(result.painting), to_svg(result.strokes, width, height), report)
+
+    return run
+
+
+def animate_task(frames: list[PendingImage], b_prime: np.ndarray, params: AnalogyParams,
+                 independent: bool) -> Task:
+    from analogy_engine.animate import animate_frames, build_report
+
+    def run(context: Context) -> Output:
+        engine = context.engine(context.device)
+        job_params = dataclasses.replace(params, device=context.device)
+        started = time.perf_counter()
+
+        def decoded() -> Iterator[np.ndarray]:
+            for frame in frames:
+                try:
+                    yield frame.decode()
+                except ApiError as error:  # a frame that passed the header check but not decoding
+                    raise InputError(error.detail) from None
+
+        results = list(animate_frames(decoded(), b_prime, job_params, engine, independent,
+                                      progress=context.progress, cancel=context.cancel, count=len(frames)))
+        report = build_report(results, job_params, engine, independent, b_prime,
+                              (frames[0].height, frames[0].width), time.perf_counter() - started)
+        return AnimationOutput([r.image for r in results], report)
+
+    return run
