@@ -479,15 +479,11 @@ def test_engine_killed_mid_job(gimp: harness.GimpRoot, tmp_path: Path) -> None:
 # The GUI: dialog, OK, result, one Ctrl+Z
 
 
-def test_gui_dialog_then_one_undo_restores(gimp: harness.GimpRoot, engine: EngineProcess) -> None:
-    """Real GIMP window under Xvfb: the dialog opens (screenshot), OK runs it (A′ painted too),
-    Ctrl+Z undoes all: group, layers and paths."""
-    inputs = Inputs(gimp)
-    layers = standard_layers(inputs)
-    case = {"name": "gui", "image": {"width": 120, "height": 90},
-            "layers": [layers["Photo"], layers["Painting"], layers["Background"]],
-            "select": ["Photo", "Painting"], "args": {**FAST, **PAINT, "mask": "confidence"}}
-    out = gimp.work / "out" / "gui"
+def gui_session(gimp: harness.GimpRoot, engine: EngineProcess,
+                case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], Path]:
+    """Run `case` INTERACTIVE in GIMP with its GUI under Xvfb, gui_driver.py pressing OK and
+    Ctrl+Z: (gui.json, the driver's and GIMP's logs, the output folder)."""
+    out = gimp.work / "out" / case["name"]
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     spec = gimp.work / "gui-spec.json"
@@ -497,23 +493,51 @@ def test_gui_dialog_then_one_undo_restores(gimp: harness.GimpRoot, engine: Engin
     started = time.monotonic()
     result = gimp.run(f"{scripts}/gui_session.sh {scripts} {gimp.inside(out)} gimp",
                       env={"DIA_TEST_SPEC": gimp.inside(spec)}, timeout=900)
-    print(f"[gimp {gimp.version}] gui: {time.monotonic() - started:.1f} s")
+    print(f"[gimp {gimp.version}] {case['name']}: {time.monotonic() - started:.1f} s")
     logs = {name: (out / name).read_text(errors="replace") if (out / name).exists() else ""
             for name in ("driver.log", "gimp.log")}
     assert (out / "gui.json").exists(), (result.stderr.decode()[-2000:], logs)
     run = json.loads((out / "gui.json").read_text())
     assert "crash" not in run, run["crash"]
     assert run["success"], (run["error"], logs)
+    assert (out / "dialog.png").stat().st_size > 5000, logs["driver.log"]
+    assert (out / "dialog.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # GTK and GIMP complain on stderr about clashing or missing mnemonics.
+    assert "mnemonic" not in logs["gimp.log"].lower(), logs["gimp.log"]
+    # GIMP cannot store a layer among a procedure's last values (any layer argument, 3.0 and
+    # 3.2): its own warning, not the plug-in's.
+    known = "couldn't serialize property GimpProcedureConfigRun-"
+    ours = [line for line in logs["gimp.log"].splitlines()
+            if ("deep-image-analogy" in line or "deep_image_analogy" in line) and known not in line]
+    assert not ours, ours
+    return run, logs, out
+
+
+def test_gui_dialog_then_one_undo_restores(gimp: harness.GimpRoot, engine: EngineProcess) -> None:
+    """Real GIMP window under Xvfb: the dialog opens (screenshot), OK runs it (A′ painted too),
+    Ctrl+Z undoes all: group, layers and paths."""
+    inputs = Inputs(gimp)
+    layers = standard_layers(inputs)
+    case = {"name": "gui", "image": {"width": 120, "height": 90},
+            "layers": [layers["Photo"], layers["Painting"], layers["Background"]],
+            "select": ["Photo", "Painting"], "args": {**FAST, **PAINT, "mask": "confidence"}}
+    run, logs, _out = gui_session(gimp, engine, case)
     assert top_level(run["tree_after"]) == [GROUP, "Photo", "Painting", "Background"]
     assert run["undo_pressed"]
     assert run["tree_undone"] == run["tree_before"], logs["driver.log"]
     # The painting's paths came in the same undo step as the layers.
     assert len(run["paths_after"]) > len(run["paths_before"])
     assert run["paths_undone"] == run["paths_before"], logs["driver.log"]
-    assert (out / "dialog.png").stat().st_size > 5000, logs["driver.log"]
-    assert (out / "dialog.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # GTK and GIMP complain on stderr about clashing or missing mnemonics.
-    assert "mnemonic" not in logs["gimp.log"].lower(), logs["gimp.log"]
-    ours = [line for line in logs["gimp.log"].splitlines()
-            if "deep-image-analogy" in line or "deep_image_analogy" in line]
-    assert not ours, ours
+
+
+def test_gui_animation_dialog(gimp: harness.GimpRoot, engine: EngineProcess) -> None:
+    """The animation's dialog opens and OK makes the new image; the animation is unchanged."""
+    inputs = Inputs(gimp)
+    world = photos.photo(56, 36, seed=11)
+    frames = [inputs.layer(name, world[:, 3 * i:3 * i + 48].copy()) for i, name in enumerate(FRAME_NAMES)]
+    case = {"name": "gui-animation", "procedure": "animation", "image": {"width": 48, "height": 36},
+            "layers": frames[::-1], "select": [FRAME_NAMES[2]],
+            "reference": inputs.layer("Look", photos.painting(40, 30, seed=5)), "args": FAST}
+    run, _logs, _out = gui_session(gimp, engine, case)
+    assert [r["name"] for r in run["new_tree"]] == FRAME_NAMES[::-1]
+    assert run["tree_after"] == run["tree_before"] == run["tree_undone"]

@@ -54,11 +54,16 @@ def main():
         result["tree_before"] = batch_cases.tree(image)
         marker(out, "ready")
         result["paths_before"] = batch_cases.paths(image)
-        status = batch_cases.run_procedure(image, selected, reference, case.get("args", {}),
-                                           Gimp.RunMode.INTERACTIVE).index(0)
+        procedure = case.get("procedure", "analogy")
+        values = batch_cases.run_procedure(image, selected, reference, case.get("args", {}),
+                                           Gimp.RunMode.INTERACTIVE, procedure)
+        status = values.index(0)
         result["status"] = int(status)
         result["success"] = status == Gimp.PDBStatusType.SUCCESS
         result["error"] = Gimp.get_pdb().get_last_error()
+        if procedure == "animation" and result["success"]:
+            new = values.index(1)
+            result["new_tree"] = batch_cases.tree(new)
         result["tree_after"] = batch_cases.tree(image)
         result["paths_after"] = batch_cases.paths(image)
         Gimp.displays_flush()
