@@ -156,7 +156,7 @@ class DeepImageAnalogy(Gimp.PlugIn):
                 if not dia_ui.ask_animation_options(procedure, config, image, len(frames)):
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
             new, notes = animation(image, config)
-            if run_mode == Gimp.RunMode.INTERACTIVE:
+            if run_mode != Gimp.RunMode.NONINTERACTIVE:  # also Filters ▸ Repeat (last values)
                 Gimp.Display.new(new)
                 Gimp.displays_flush()
             tell(notes)
