@@ -21,7 +21,7 @@ gi.require_version("Gegl", "0.4")
 from dia_client import RawImage, RawResult, frame_name  # noqa: E402
 from dia_contract import InputSizeError, check_input_size  # noqa: E402
 from dia_layers import RGBA, PluginError  # noqa: E402
-from dia_options import MAX_FRAMES, MIN_FRAMES  # noqa: E402
+from dia_options import MAX_ANIMATION_PIXELS, MAX_FRAMES, MIN_FRAMES  # noqa: E402
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 
@@ -70,6 +70,11 @@ def read_frames(image: Gimp.Image, reference: Gimp.Layer | None) -> list[Frame]:
     except InputSizeError as error:
         hint = " Scale it down (Image ▸ Scale Image)." if error.too_large else ""
         raise PluginError(f"{error}.{hint}") from None
+    if len(layers) * width * height > MAX_ANIMATION_PIXELS:
+        # Checked before reading any pixels: the engine would refuse the upload anyway.
+        raise PluginError(f"{len(layers)} frames of {width}×{height} pixels are more than the engine "
+                          f"takes at once ({MAX_ANIMATION_PIXELS // 2**20} megapixels in all). Scale "
+                          "the image down (Image ▸ Scale Image) or split the animation.")
     frames = []
     for layer in layers:
         _ok, x, y = layer.get_offsets()

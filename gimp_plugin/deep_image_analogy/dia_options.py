@@ -69,9 +69,9 @@ MAX_PAINT_STROKES = 5000
 # The analogy's share of the progress bar when A′ is also painted (the painting gets the rest).
 ANALOGY_SHARE = 0.5
 PAINT_MIN_SIDE = 16  # analogy_engine.paint.MIN_SIDE: the smallest image the painter takes
-# POST /v1/animate takes 2 … 200 frames of one size.
-MIN_FRAMES = 2
-MAX_FRAMES = 200
+# POST /v1/animate: 2 … 200 frames of one size, at most MAX_ANIMATION_PIXELS in all (the contract).
+MIN_FRAMES, MAX_FRAMES, MAX_ANIMATION_PIXELS = (
+    contract.MIN_FRAMES, contract.MAX_FRAMES, contract.MAX_ANIMATION_PIXELS)
 
 PROCEDURE_NAME = "plug-in-deep-image-analogy"
 ANIMATION_PROCEDURE_NAME = "plug-in-deep-image-analogy-animation"
