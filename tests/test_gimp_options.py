@@ -72,24 +72,69 @@ def test_engine_params_are_valid(size: int, mode: str) -> None:
             assert parsed.size == (None if size == 0 else max(params.MIN_SIZE, size))
 
 
+PROCEDURES = {"analogy": opts.ARGUMENTS, "animation": opts.ANIMATION_ARGUMENTS}
+
+
 def test_arguments_make_the_options() -> None:
-    """Every Options field is an argument (and back), each default is one of its choices."""
+    """Every Options field is an argument of a procedure (and back), each default is one of its
+    choices."""
     fields = {f.name.replace("_", "-") for f in dataclasses.fields(opts.Options)}
-    assert set(opts.OPTION_ARGUMENTS) == fields
-    assert len({arg.name for arg in opts.ARGUMENTS}) == len(opts.ARGUMENTS)
-    for arg in opts.ARGUMENTS:
-        assert arg.kind in ("choice", "int", "string", "layer"), arg
-        if arg.kind == "choice":
-            assert arg.default in opts.nicks(arg.choices), arg
+    declared = set(opts.option_arguments(opts.ARGUMENTS) + opts.option_arguments(opts.ANIMATION_ARGUMENTS))
+    assert declared == fields
+    assert opts.OPTION_ARGUMENTS == opts.option_arguments(opts.ARGUMENTS)
+    for arguments in PROCEDURES.values():
+        assert len({arg.name for arg in arguments}) == len(arguments)
+        for arg in arguments:
+            assert arg.kind in ("choice", "int", "boolean", "string", "layer"), arg
+            if arg.kind == "choice":
+                assert arg.default in opts.nicks(arg.choices), arg
+            if arg.kind == "int":
+                assert arg.low <= arg.default <= arg.high, arg
     size = next(arg for arg in opts.ARGUMENTS if arg.name == "size")
     assert (size.low, size.high) == (opts.AUTO_SIZE, contract.MAX_SIZE)
+    # Painting is for the pair procedure, frame coherence for the animation one.
+    assert {"paint-strokes", "paint-brush"} <= {a.name for a in opts.ARGUMENTS}
+    assert "independent" not in {a.name for a in opts.ARGUMENTS}
+    assert {a.name for a in opts.ANIMATION_ARGUMENTS} == {
+        "reference", "mode", "preset", "size", "independent", "device", "engine"}
 
 
-def test_mnemonics_are_unique_and_avoid_the_buttons() -> None:
-    """Each dialog label has one mnemonic, none shared, none of Reset/Cancel/OK/Help's."""
+@pytest.mark.parametrize("procedure", sorted(PROCEDURES))
+def test_mnemonics_are_unique_and_avoid_the_buttons(procedure: str) -> None:
+    """Each dialog label has one mnemonic, none shared, none of the dialog buttons' (Load, Save,
+    Reset, Cancel, OK, Help)."""
     keys = []
-    for arg in opts.ARGUMENTS:
+    for arg in PROCEDURES[procedure]:
         assert arg.label.count("_") == 1, arg.label
         keys.append(arg.label[arg.label.index("_") + 1].lower())
     assert len(set(keys)) == len(keys), keys
-    assert not set(keys) & set("rcoh"), keys
+    assert not set(keys) & set("lsrcoh"), keys
+
+
+def test_painting_follows_the_painter() -> None:
+    """Brush nicks, the smallest image and the stroke limit are the painter's own."""
+    import inspect
+
+    from analogy_engine import paint
+
+    assert opts.nicks(opts.BRUSH_CHOICES) == tuple(paint.BRUSHES)
+    assert opts.PAINT_MIN_SIDE == paint.MIN_SIDE
+    assert paint.MIN_STROKES <= 1 and opts.MAX_PAINT_STROKES <= paint.MAX_STROKES
+    sent = opts.Options(paint_strokes=50, paint_brush="marker", device="cpu").paint_params()
+    assert set(sent) <= set(inspect.signature(paint.paint).parameters)
+    assert sent == {"strokes": 50, "brush": "marker", "device": "cpu"}
+
+
+def test_painting_only_with_a_prime() -> None:
+    """The painting is of A′: without A′ among the results there is nothing to paint."""
+    assert opts.Options(paint_strokes=10, results="both").want_painting
+    assert opts.Options(paint_strokes=10, results="a-prime").want_painting
+    assert not opts.Options(paint_strokes=10, results="b").want_painting
+    assert not opts.Options(paint_strokes=0).want_painting
+
+
+def test_animation_params_are_the_analogys_plus_independent() -> None:
+    o = opts.Options(mode="style-to-style", preset="fast", size=64, independent=True)
+    sent = o.animation_params()
+    assert sent.pop("independent") is True
+    assert params.AnalogyParams.from_dict(sent).size == 64

@@ -5,7 +5,8 @@ client is three modules beside this one, re-exported here:
 
 - `dia_http`: the HTTP API (`Engine`), `RawImage`/`RawResult`, `EngineError` and the messages;
 - `dia_engine`: finding or starting the engine (runtime file, engine address, `connect`, `launch`);
-- `dia_job`: running one job (`run_job`, `wait_for`).
+- `dia_job`: running one job of any kind (`Job`, `analogy_job`, `paint_job`, `animate_job`,
+  `run_job`, `wait_for`).
 
 Every failure becomes `EngineError` whose message says what happened and what to do: the
 plug-in shows it as is.
@@ -42,4 +43,17 @@ from dia_http import (  # noqa: F401
     multipart,
     refusal_message,
 )
-from dia_job import POLL_FAILURES, POLL_INTERVAL_S, run_job, stage_text, wait_for  # noqa: F401
+from dia_job import (  # noqa: F401
+    POLL_FAILURES,
+    POLL_INTERVAL_S,
+    Job,
+    Results,
+    analogy_job,
+    animate_job,
+    frame_name,
+    paint_job,
+    run_job,
+    stage_text,
+    wait_for,
+    within,
+)

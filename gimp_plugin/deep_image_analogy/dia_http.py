@@ -32,11 +32,28 @@ class RawImage:
 
 @dataclass(frozen=True)
 class RawResult:
+    """8-bit rows as the engine sends them: 3 channels (RGB) or 1 (a mask)."""
+
     width: int
     height: int
     channels: int
     data: bytes
 
+    def rgba(self, alpha: bytes | None = None) -> bytes:
+        """RGBA rows from an RGB result, with `alpha` (one byte a pixel) or opaque. Slices, not a
+        loop over pixels: GIMP's Python has no numpy, and a 12-megapixel layer must stay quick."""
+        if self.channels != 3:
+            raise ValueError(f"an RGB result is needed, this one has {self.channels} channels")
+        pixels = self.width * self.height
+        out = bytearray(pixels * 4)
+        for channel in range(3):
+            out[channel::4] = self.data[channel::3]
+        out[3::4] = alpha if alpha is not None else b"\xff" * pixels
+        return bytes(out)
+
+    def image(self) -> RawImage:
+        """This result as an input of another job (A′ painted with strokes)."""
+        return RawImage(self.width, self.height, self.rgba())
 
 
 class Engine:
@@ -81,21 +98,31 @@ class Engine:
         return info if status == 200 and isinstance(info, dict) else None
 
     def submit(self, a: RawImage, b_prime: RawImage, params: dict[str, Any]) -> str:
+        """An analogy job (POST /v1/jobs); see `submit_to` for the other kinds."""
+        return self.submit_to("/v1/jobs", [("a", a), ("b_prime", b_prime)], params)
+
+    def submit_to(self, route: str, images: Iterable[tuple[str, RawImage]], params: dict[str, Any]) -> str:
+        """POST images (form part name, raw RGBA; sizes in NAME_width/NAME_height parts) and params
+        as JSON to `route` (/v1/jobs, /v1/paint, /v1/animate); returns the job's id."""
         fields: list[tuple[str, str | None, str, bytes]] = [
             ("params", None, "application/json", json.dumps(params).encode()),
         ]
-        for name, image in (("a", a), ("b_prime", b_prime)):
+        for name, image in images:
             fields.append((name, f"{name}.rgba", "application/octet-stream", image.rgba))
             fields.append((f"{name}_width", None, "text/plain", str(image.width).encode()))
             fields.append((f"{name}_height", None, "text/plain", str(image.height).encode()))
         body, content_type = multipart(fields)
         try:
-            status, info = self.json("POST", "/v1/jobs", body=body, content_type=content_type, timeout=300)
+            status, info = self.json("POST", route, body=body, content_type=content_type, timeout=300)
         except OSError as err:
             raise EngineError(f"The engine at {self.url} stopped answering while the images were sent "
                               f"({err}). Nothing was changed; run the filter again.") from err
         if status in (200, 201) and isinstance(info, dict) and info.get("id"):
             return str(info["id"])
+        if status in (404, 405) and route != "/v1/jobs":
+            # An engine from before painting and animation: say so rather than "Not Found".
+            raise EngineError(f"The engine at {self.url} does not know {route}: it is older than "
+                              "the plug-in. Quit it and re-run install.sh, then try again.")
         raise EngineError(refusal_message(status, info))
 
     def status(self, job_id: str) -> dict[str, Any]:
@@ -107,9 +134,10 @@ class Engine:
             raise EngineError(refusal_message(status, info))
         return info
 
-    def result(self, job_id: str, name: str) -> RawResult:
+    def fetch(self, job_id: str, name: str, query: str = "") -> tuple[dict[str, str], bytes]:
+        """A result's headers (lower-case names) and body; failures become EngineError."""
         try:
-            status, headers, body = self.request("GET", f"/v1/jobs/{job_id}/result/{name}?format=raw",
+            status, headers, body = self.request("GET", f"/v1/jobs/{job_id}/result/{name}{query}",
                                                  timeout=120)
         except OSError as err:
             raise EngineError(f"The engine stopped while sending the results ({err}). Nothing was "
@@ -120,7 +148,11 @@ class Engine:
             except ValueError:
                 info = None
             raise EngineError(refusal_message(status, info))
-        headers = {k.lower(): v for k, v in headers.items()}
+        return {k.lower(): v for k, v in headers.items()}, body
+
+    def result(self, job_id: str, name: str) -> RawResult:
+        """An image result as raw 8-bit rows (?format=raw), its size from the X-* headers."""
+        headers, body = self.fetch(job_id, name, "?format=raw")
         try:
             width, height = int(headers["x-width"]), int(headers["x-height"])
             channels = int(headers.get("x-channels", "1"))
@@ -131,6 +163,15 @@ class Engine:
             raise EngineError(f"The engine sent {len(body)} bytes for result '{name}', expected "
                               f"{width}×{height}×{channels}. Nothing was changed; run the filter again.")
         return RawResult(width, height, channels, body)
+
+    def text(self, job_id: str, name: str) -> str:
+        """A text result (the painting's strokes.svg) as served."""
+        _headers, body = self.fetch(job_id, name)
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise EngineError(f"The engine sent result '{name}' as something other than UTF-8 text; "
+                              "is the engine the same version as the plug-in? Re-run install.sh.") from err
 
     def cancel(self, job_id: str) -> None:
         """Best effort: the engine also cancels jobs whose client stops polling."""

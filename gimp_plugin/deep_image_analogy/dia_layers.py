@@ -14,7 +14,8 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from dia_client import RawImage, RawResult  # noqa: E402
 from dia_contract import InputSizeError, check_input_size  # noqa: E402
-from dia_options import GROUP_NAME, Options  # noqa: E402
+from dia_options import GROUP_NAME, PAINT_MIN_SIDE, PAINTING_NAME, Options  # noqa: E402
+from dia_strokes import Stage, StrokesError, parse_strokes, path_name, stage_svg  # noqa: E402
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 RGBA = "R'G'B'A u8"
@@ -162,26 +163,69 @@ def add_result(image: Gimp.Image, group: Gimp.Layer, position: int, name: str, s
     return layer
 
 
-def add_results(image: Gimp.Image, a: Source, b_prime: Source, results: dict[str, RawResult],
+def check_paintable(a: Source) -> None:
+    """Before any work: the painter needs a bigger A′ than the analogy does."""
+    if min(a.raw.width, a.raw.height) < PAINT_MIN_SIDE:
+        raise PluginError(f"Layer A '{a.name}' is {a.raw.width}×{a.raw.height} pixels; painting needs "
+                          f"at least {PAINT_MIN_SIDE} a side. Set Painting strokes to 0 or use a "
+                          "bigger layer.")
+
+
+def painting_stages(a: Source, results: dict[str, RawResult | str]) -> list[Stage]:
+    """The strokes of the painting, checked before anything is added to the image."""
+    try:
+        width, height, stages = parse_strokes(str(results["strokes"]))
+    except StrokesError as err:
+        raise PluginError(f"The engine sent unusable strokes: {err}. Update the engine.") from None
+    if (width, height) != (a.raw.width, a.raw.height):
+        raise PluginError(f"The engine painted {width}×{height} strokes for a {a.raw.width}×"
+                          f"{a.raw.height} layer; update the engine.")
+    return stages
+
+
+def add_strokes(image: Gimp.Image, a: Source, stages: list[Stage], created: list[Gimp.Path]) -> None:
+    """One path per stage over A's place, appended to `created` as soon as each exists (so that a
+    failure half way can remove them all). Users stroke them with GIMP's own brushes."""
+    x, y = a.layer.get_offsets()[1:] if a.layer.is_valid() else a.offsets
+    for stage in stages:
+        text = stage_svg(stage, image.get_width(), image.get_height(), x, y)
+        ok, paths = image.import_paths_from_string(text, len(text.encode("utf-8")), True, False)
+        created.extend(paths or [])
+        if not ok or len(paths) != 1:
+            raise PluginError(f"GIMP could not import stage {stage.number} of the strokes as a path.")
+        paths[0].set_name(path_name(stage, len(stages)))
+
+
+def add_results(image: Gimp.Image, a: Source, b_prime: Source, results: dict[str, RawResult | str],
                 options: Options) -> Gimp.Layer:
-    """All results in one undo step, in a new group above the sources."""
+    """All results in one undo step, in a new group above the sources (and the painting's
+    strokes as paths, when there is a painting)."""
     if not image.is_valid():
         raise PluginError("The image was closed while the engine worked; the results were dropped.")
+    stages = painting_stages(a, results) if "painting" in results else []
     stack = [a, b_prime] if options.a_layer == "first" else [b_prime, a]  # top first
     image.undo_group_start()
     group = Gimp.GroupLayer.new(image, GROUP_NAME)
+    paths: list[Gimp.Path] = []
     try:
         parent, position = anchor(image, stack)
         image.insert_layer(group, parent, position)
-        # B goes in first so that A′ ends up on top inside the group.
+        # B goes in first so that A′ (and its painting) end up on top inside the group.
         if options.want_b:
-            add_result(image, group, 0, f"B ({b_prime.name})", b_prime, results["b"],
-                       results.get("mask_b"))
+            add_result(image, group, 0, f"B ({b_prime.name})", b_prime, image_result(results, "b"),
+                       mask_result(results, "mask_b"))
         if options.want_a_prime:
-            add_result(image, group, 0, f"A′ ({a.name})", a, results["a_prime"],
-                       results.get("mask_a_prime"))
+            add_result(image, group, 0, f"A′ ({a.name})", a, image_result(results, "a_prime"),
+                       mask_result(results, "mask_a_prime"))
+        if "painting" in results:
+            add_result(image, group, 0, f"{PAINTING_NAME} ({a.name})", a,
+                       image_result(results, "painting"), mask_result(results, "mask_a_prime"))
+            add_strokes(image, a, stages, paths)
     except Exception:
         # All or nothing: a half-built group would look like a result.
+        for path in paths:
+            if path.is_valid():
+                image.remove_path(path)
         if group.is_valid() and group.get_image() is not None:
             image.delete_item(group)
         raise
@@ -189,6 +233,17 @@ def add_results(image: Gimp.Image, a: Source, b_prime: Source, results: dict[str
         image.undo_group_end()
     Gimp.displays_flush()
     return group
+
+
+def image_result(results: dict[str, RawResult | str], name: str) -> RawResult:
+    result = results[name]
+    if not isinstance(result, RawResult):
+        raise PluginError(f"The engine sent {name} as text, not as an image; update the engine.")
+    return result
+
+
+def mask_result(results: dict[str, RawResult | str], name: str) -> RawResult | None:
+    return image_result(results, name) if name in results else None
 
 
 def result_names(options: Options) -> list[str]:

@@ -50,6 +50,11 @@ MASK_CHOICES: tuple[Choice, ...] = (
     ("white", "White (all visible)", "A white layer mask (the source's transparency is kept)"),
     ("confidence", "Match confidence", "Bright where the match is good: paint on it to blend"),
 )
+# The engine's brushes (analogy_engine.paint.BRUSHES; checked by tests/test_gimp_options.py).
+BRUSH_CHOICES: tuple[Choice, ...] = (
+    ("oil", "Oil", "Flat colour with bristle streaks along each stroke"),
+    ("marker", "Marker", "Flat colour: exactly what the imported paths draw"),
+)
 # Two selected layers arrive top first (selection order is lost), so the user says which is A.
 A_LAYER_CHOICES: tuple[Choice, ...] = (
     ("first", "Upper (or the selected) layer", "A is the upper selected layer, or the one selected"),
@@ -58,9 +63,20 @@ A_LAYER_CHOICES: tuple[Choice, ...] = (
 
 # The working size argument: 0 means the original's automatic rule.
 AUTO_SIZE = 0
+# Painting A′ with strokes: 0 = off. The engine takes up to 20 000; past 5 000 a CPU needs many
+# minutes (docs/painting.md), so the dialog stops there.
+MAX_PAINT_STROKES = 5000
+# The analogy's share of the progress bar when A′ is also painted (the painting gets the rest).
+ANALOGY_SHARE = 0.5
+PAINT_MIN_SIDE = 16  # analogy_engine.paint.MIN_SIDE: the smallest image the painter takes
+# POST /v1/animate: 2 … 200 frames of one size, at most MAX_ANIMATION_PIXELS in all (the contract).
+MIN_FRAMES, MAX_FRAMES, MAX_ANIMATION_PIXELS = (
+    contract.MIN_FRAMES, contract.MAX_FRAMES, contract.MAX_ANIMATION_PIXELS)
 
 PROCEDURE_NAME = "plug-in-deep-image-analogy"
+ANIMATION_PROCEDURE_NAME = "plug-in-deep-image-analogy-animation"
 GROUP_NAME = "Deep Image Analogy"
+PAINTING_NAME = "Painting"
 
 
 def nicks(choices: tuple[Choice, ...]) -> tuple[str, ...]:
@@ -79,6 +95,9 @@ class Options:
     mask: str = "white"
     a_layer: str = "first"
     engine: str = ""
+    paint_strokes: int = 0
+    paint_brush: str = "oil"
+    independent: bool = False
 
     @property
     def want_a_prime(self) -> bool:
@@ -95,6 +114,19 @@ class Options:
         size = None if self.size == AUTO_SIZE else max(MIN_SIZE, min(MAX_SIZE, self.size))
         return {"mode": self.mode, "preset": self.preset, "size": size, "device": self.device}
 
+    @property
+    def want_painting(self) -> bool:
+        """Paint A′ with strokes: asked for, and A′ is among the results (it is what is painted)."""
+        return self.paint_strokes > 0 and self.want_a_prime
+
+    def paint_params(self) -> dict[str, Any]:
+        """POST /v1/paint's params: the engine picks the fitting size (≤ 512) and the seed."""
+        return {"strokes": self.paint_strokes, "brush": self.paint_brush, "device": self.device}
+
+    def animation_params(self) -> dict[str, Any]:
+        """POST /v1/animate's params: the analogy's, plus whether frames ignore each other."""
+        return {**self.engine_params(), "independent": self.independent}
+
 
 @dataclass(frozen=True)
 class Argument:
@@ -103,15 +135,14 @@ class Argument:
     name: str
     label: str  # with one mnemonic; none of the dialog buttons' (Reset, Cancel, OK, Help)
     blurb: str
-    kind: str  # "choice", "int", "string" or "layer"
+    kind: str  # "choice", "int", "boolean", "string" or "layer"
     default: Any = None
     choices: tuple[Choice, ...] = ()
     low: int = 0
     high: int = 0
 
 
-# The procedure's arguments in the dialog's order; deep_image_analogy.py declares them from here.
-ARGUMENTS: tuple[Argument, ...] = (
+_ALL: dict[str, Argument] = {arg.name: arg for arg in (
     Argument("a-layer", "Layer _A is", "Which layer is A (the content)", "choice",
              Options.a_layer, A_LAYER_CHOICES),
     Argument("reference", "Re_ference layer", "B′ when only one layer is selected (any open image)",
@@ -123,9 +154,30 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument("results", "R_esults", "Which result layers to create", "choice", Options.results,
              RESULT_CHOICES),
     Argument("mask", "Mas_k", "The result layers' masks", "choice", Options.mask, MASK_CHOICES),
+    Argument("paint-strokes", "_Painting strokes", "0 = off; else also paint A′ with this many "
+             "brush strokes: a Painting layer plus the strokes as paths", "int", Options.paint_strokes,
+             low=0, high=MAX_PAINT_STROKES),
+    Argument("paint-brush", "_Brush", "How the Painting layer's strokes look (the paths are the "
+             "same)", "choice", Options.paint_brush, BRUSH_CHOICES),
+    Argument("independent", "Each frame _independently", "Stylise every frame on its own (faster "
+             "to understand, but it flickers); off = temporally coherent", "boolean",
+             Options.independent),
     Argument("device", "_Device", "Where the engine computes", "choice", Options.device, DEVICE_CHOICES),
     Argument("engine", "E_ngine address", "Empty: find or start the local engine; else "
              "http://127.0.0.1:PORT[#TOKEN] or a runtime file", "string", ""),
-)
-# The arguments that make up Options (the reference layer is read from the config on its own).
-OPTION_ARGUMENTS = tuple(arg.name for arg in ARGUMENTS if arg.kind != "layer")
+)}
+
+# Each procedure's arguments in the dialog's order; deep_image_analogy.py declares them from here.
+ARGUMENTS: tuple[Argument, ...] = tuple(_ALL[name] for name in (
+    "a-layer", "reference", "mode", "preset", "size", "results", "mask", "paint-strokes",
+    "paint-brush", "device", "engine"))
+ANIMATION_ARGUMENTS: tuple[Argument, ...] = tuple(_ALL[name] for name in (
+    "reference", "mode", "preset", "size", "independent", "device", "engine"))
+
+
+def option_arguments(arguments: tuple[Argument, ...]) -> tuple[str, ...]:
+    """The arguments that make up Options (the reference layer is read from the config on its own)."""
+    return tuple(arg.name for arg in arguments if arg.kind != "layer")
+
+
+OPTION_ARGUMENTS = option_arguments(ARGUMENTS)

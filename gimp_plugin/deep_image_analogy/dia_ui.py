@@ -7,7 +7,7 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from dia_options import PROCEDURE_NAME  # noqa: E402
+from dia_options import ANIMATION_PROCEDURE_NAME, PROCEDURE_NAME  # noqa: E402
 from gi.repository import Gimp, GimpUi, Gtk  # noqa: E402
 
 
@@ -44,14 +44,54 @@ def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig,
 
     # GIMP 3.2 shows choices of two or three items as radio buttons, whose items would each need
     # a mnemonic; combo boxes keep the dialog compact and the same in 3.0 and 3.2.
-    for name in ("a-layer", "mode", "preset", "results", "mask", "device"):
+    for name in ("a-layer", "mode", "preset", "results", "mask", "paint-brush", "device"):
         dialog.get_widget(name, Gtk.ComboBox.__gtype__)
-    dialog.get_label("engine-title", "Engine", False, False)
-    dialog.fill_box("engine-box", ["device", "engine"])
-    dialog.fill_frame("engine-frame", "engine-title", False, "engine-box")
+    frame(dialog, "paint", "Painting (of A′)", ["paint-strokes", "paint-brush"])
+    frame(dialog, "engine", "Engine", ["device", "engine"])
     # The reference chooser only matters when a single layer is selected.
     layers = ["a-layer"] if len(drawables) >= 2 else ["reference", "a-layer"]
-    dialog.fill(["roles", *layers, "mode", "preset", "size", "results", "mask", "engine-frame"])
+    dialog.fill(["roles", *layers, "mode", "preset", "size", "results", "mask", "paint-frame",
+                 "engine-frame"])
+    ok = dialog.run()
+    dialog.destroy()
+    return bool(ok)
+
+
+def frame(dialog: GimpUi.ProcedureDialog, key: str, title: str, names: list[str]) -> None:
+    """A titled frame `KEY-frame` around the arguments `names`."""
+    dialog.get_label(f"{key}-title", title, False, False)
+    dialog.fill_box(f"{key}-box", names)
+    dialog.fill_frame(f"{key}-frame", f"{key}-title", False, f"{key}-box")
+
+
+def describe_frames(image: Gimp.Image, config: Gimp.ProcedureConfig, count: int) -> str:
+    """What will happen, in words: how many frames, and which layer gives the look."""
+    reference = config.get_property("reference")
+    if reference is not None and reference.is_valid():
+        if reference.get_image().get_id() == image.get_id() and reference.get_parent() is None:
+            count -= 1  # a layer of this image used as the reference is not a frame
+        look = f"“{reference.get_name()}”"
+    else:
+        look = "(choose a reference layer)"
+    return (f"Frames: the image's {count} top-level layers, bottom layer first\nLook (B′): {look}\n"
+            "The stylised frames open as a new image.")
+
+
+def ask_animation_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, image: Gimp.Image,
+                          count: int) -> bool:
+    """The animation procedure's dialog; True when the user pressed OK."""
+    GimpUi.init(ANIMATION_PROCEDURE_NAME)
+    if config.get_property("engine") is None:
+        config.set_property("engine", "")
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
+                                    title="Deep Image Analogy: animation")
+    about = dialog.get_label("about", describe_frames(image, config, count), False, False)
+    about.set_xalign(0.0)
+    config.connect("notify::reference", lambda *_args: about.set_text(describe_frames(image, config, count)))
+    for name in ("mode", "preset", "device"):
+        dialog.get_widget(name, Gtk.ComboBox.__gtype__)
+    frame(dialog, "engine", "Engine", ["device", "engine"])
+    dialog.fill(["about", "reference", "mode", "preset", "size", "independent", "engine-frame"])
     ok = dialog.run()
     dialog.destroy()
     return bool(ok)

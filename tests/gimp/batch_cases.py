@@ -4,10 +4,12 @@ Input: the JSON file named by $DIA_TEST_SPEC: {"out": dir, "cases": [case, ...]}
   {"name", "image": {"width", "height", "base": "rgb"|"gray", "precision": "u8"|"u16"|"float"},
    "layers": [{"name", "file" (raw RGBA u8), "width", "height", "x", "y"}, ...] (top first),
    "select": [layer names], "reference": layer spec in a second image or null,
-   "args": {procedure argument: value}}
+   "args": {procedure argument: value}, "procedure": "analogy" (default) or "animation"}
 Output, per case in OUT/NAME/: result.json (status, error message, layer trees before and after,
-hashes of the sources' pixels before and after), the sources' pixels as the plug-in reads them
-(source-NAME.rgba) and raw dumps of every new layer and its mask (layerID.rgba, layerID.mask).
+hashes of the sources' pixels before and after, the image's paths before and after), the sources'
+pixels as the plug-in reads them (source-NAME.rgba) and raw dumps of every new layer and its mask
+(layerID.rgba, layerID.mask); for the animation procedure also the new image's layer tree and
+each of its layers' pixels (new-layerID.rgba).
 """
 
 import hashlib
@@ -21,7 +23,10 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
-PROCEDURE = "plug-in-deep-image-analogy"
+PROCEDURES = {
+    "analogy": "plug-in-deep-image-analogy",
+    "animation": "plug-in-deep-image-analogy-animation",
+}
 PRECISIONS = {
     "u8": Gimp.Precision.U8_NON_LINEAR,
     "u16": Gimp.Precision.U16_NON_LINEAR,
@@ -77,6 +82,18 @@ def tree(image):
     return rows
 
 
+def paths(image):
+    """Every path: name, its strokes' control points (GIMP's cubic form), visibility."""
+    rows = []
+    for path in image.get_paths():
+        strokes = []
+        for stroke in path.get_strokes():
+            _kind, points, closed = path.stroke_get_points(stroke)
+            strokes.append({"points": list(points), "closed": closed})
+        rows.append({"id": path.get_id(), "name": path.get_name(), "strokes": strokes})
+    return rows
+
+
 def build(case):
     """The case's image(s): (image, layers by name, other image or None, reference, selected)."""
     image = new_image(case["image"])
@@ -91,13 +108,17 @@ def build(case):
                            "height": spec["height"] + spec.get("y", 0) + 4})
         reference = add_layer(other, spec, 0)
         layers[spec["name"]] = reference
+    if case.get("reference_in_image"):
+        reference = layers[case["reference_in_image"]]
     selected = [layers[name] for name in case["select"]]
     image.set_selected_layers(selected)
     return image, layers, other, reference, selected
 
 
-def run_procedure(image, selected, reference, args, run_mode=Gimp.RunMode.NONINTERACTIVE):
-    proc = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+def run_procedure(image, selected, reference, args, run_mode=Gimp.RunMode.NONINTERACTIVE,
+                  procedure="analogy"):
+    """The procedure's return values (status first)."""
+    proc = Gimp.get_pdb().lookup_procedure(PROCEDURES[procedure])
     config = proc.create_config()
     config.set_property("run-mode", run_mode)
     config.set_property("image", image)
@@ -106,7 +127,24 @@ def run_procedure(image, selected, reference, args, run_mode=Gimp.RunMode.NONINT
         config.set_property(key, value)
     if reference is not None:
         config.set_property("reference", reference)
-    return proc.run(config).index(0)
+    return proc.run(config)
+
+
+def dump_new_image(values, out_dir, result):
+    """The animation procedure's new image: its geometry, layers and pixels."""
+    new = values.index(1) if values.length() > 1 else None
+    if new is None:
+        result["new_image"] = None
+        return
+    result["new_image"] = {
+        "width": new.get_width(), "height": new.get_height(), "base": int(new.get_base_type()),
+        "precision": int(new.get_precision()), "tree": tree(new), "images_open": len(Gimp.get_images()),
+        "undo_enabled": new.undo_is_enabled(), "dirty": new.is_dirty(),
+    }
+    for row in result["new_image"]["tree"]:
+        with open(os.path.join(out_dir, f"new-layer{row['id']}.rgba"), "wb") as f:
+            f.write(pixels(Gimp.Item.get_by_id(row["id"])))
+    new.delete()
 
 
 def run_case(case, out_dir):
@@ -117,12 +155,18 @@ def run_case(case, out_dir):
     for name, layer in layers.items():
         with open(os.path.join(out_dir, f"source-{name}.rgba"), "wb") as f:
             f.write(pixels(layer))
-    result = {"name": case["name"], "tree_before": tree(image)}
-    status = run_procedure(image, selected, reference, case.get("args", {}))
+    result = {"name": case["name"], "tree_before": tree(image), "paths_before": paths(image)}
+    procedure = case.get("procedure", "analogy")
+    images_before = len(Gimp.get_images())
+    values = run_procedure(image, selected, reference, case.get("args", {}), procedure=procedure)
+    result["error"] = Gimp.get_pdb().get_last_error()  # before any other PDB call resets it
+    status = values.index(0)
+    result["images_before"] = images_before
+    result["images_after"] = len(Gimp.get_images())
     result["status"] = int(status)
     result["success"] = status == Gimp.PDBStatusType.SUCCESS
-    result["error"] = Gimp.get_pdb().get_last_error()
     result["tree_after"] = tree(image)
+    result["paths_after"] = paths(image)
     result["sources_unchanged"] = {
         name: layer.is_valid() and hashlib.sha256(pixels(layer)).hexdigest() == before[name]
         for name, layer in layers.items()
@@ -143,6 +187,8 @@ def run_case(case, out_dir):
                 f.write(pixels(layer.get_mask(), "Y u8"))
         dumps[row["name"]] = stem
     result["dumps"] = dumps
+    if procedure == "animation" and result["success"]:
+        dump_new_image(values, out_dir, result)
     with open(os.path.join(out_dir, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
     image.delete()

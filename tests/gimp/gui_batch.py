@@ -53,17 +53,25 @@ def main():
         image.clean_all()
         result["tree_before"] = batch_cases.tree(image)
         marker(out, "ready")
-        status = batch_cases.run_procedure(image, selected, reference, case.get("args", {}),
-                                           Gimp.RunMode.INTERACTIVE)
+        result["paths_before"] = batch_cases.paths(image)
+        procedure = case.get("procedure", "analogy")
+        values = batch_cases.run_procedure(image, selected, reference, case.get("args", {}),
+                                           Gimp.RunMode.INTERACTIVE, procedure)
+        status = values.index(0)
         result["status"] = int(status)
         result["success"] = status == Gimp.PDBStatusType.SUCCESS
         result["error"] = Gimp.get_pdb().get_last_error()
+        if procedure == "animation" and result["success"]:
+            new = values.index(1)
+            result["new_tree"] = batch_cases.tree(new)
         result["tree_after"] = batch_cases.tree(image)
+        result["paths_after"] = batch_cases.paths(image)
         Gimp.displays_flush()
         marker(out, "ran")
         result["undo_pressed"] = wait_marker(out, "undone", 120)
         time.sleep(1.0)
         result["tree_undone"] = batch_cases.tree(image)
+        result["paths_undone"] = batch_cases.paths(image)
     except Exception:
         result["crash"] = traceback.format_exc()
     with open(os.path.join(out, "gui.json"), "w") as f:

@@ -51,10 +51,12 @@ def marker(name):
 
 
 def main():
+    # Both procedures' dialogs: "Deep Image Analogy" and "Deep Image Analogy: animation" (image
+    # windows' titles start with the image's name, never with this).
     if not wait(lambda: marker("ready"), 180):
         log("GIMP never became ready")
         return
-    dialog = wait(lambda: windows("^Deep Image Analogy$"), 60)
+    dialog = wait(lambda: windows("^Deep Image Analogy"), 60)
     if not dialog:
         log("no dialog")
         describe()
@@ -67,7 +69,7 @@ def main():
     shot(os.path.join(OUT, "dialog-screen.png"))
     sh(f"xdotool windowfocus --sync {wid}")
     sh("xdotool key --clearmodifiers Return")
-    if wait(lambda: windows("^Deep Image Analogy$"), 3):
+    if wait(lambda: windows("^Deep Image Analogy"), 3):
         log("Return did not close the dialog; trying the OK mnemonic")
         sh("xdotool key --clearmodifiers alt+o")
     if not wait(lambda: marker("ran"), 3):
