@@ -259,8 +259,8 @@ def test_one_definition_drives_validation_schema_and_cli() -> None:
 
 
 def test_every_public_name_resolves() -> None:
-    """The server and the CLIs use only these names (and analogy_engine.contract); each one in
-    __all__ must load lazily from its module, to_rgb8 included (server/images.py's PNG decode)."""
+    """Each name in __all__ loads lazily from its module; to_rgb8 is what server/images.py
+    decodes uploaded PNGs with, so it must stay public."""
     import analogy_engine
     from analogy_engine import imageio
 
