@@ -6,6 +6,7 @@ file, by starting the engine the way the plug-in does, and with the messages use
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gimp"))
 import photos  # noqa: E402
@@ -111,21 +113,28 @@ def test_job_through_the_runtime_file(engine: EngineProcess, monkeypatch: pytest
     monkeypatch.setenv("DIA_RUNTIME_FILE", str(engine.runtime))
     monkeypatch.delenv("FLATPAK_ID", raising=False)
     a, b_prime = photos.photo(40, 32), photos.painting(36, 30)
+    params = {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"}
     seen: list[tuple] = []
     connected = client.connect("")
     results, info = client.run_job(
         connected, client.RawImage(40, 32, a.tobytes()), client.RawImage(36, 30, b_prime.tobytes()),
-        {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"},
-        ["a_prime", "b", "mask_a_prime", "mask_b"], notify=lambda f, t: seen.append((f, t)))
+        params, ["a_prime", "b", "mask_a_prime", "mask_b"], notify=lambda f, t: seen.append((f, t)))
     assert info["state"] == "done"
     assert (results["a_prime"].width, results["a_prime"].height, results["a_prime"].channels) == (40, 32, 3)
     assert (results["b"].width, results["b"].height, results["b"].channels) == (36, 30, 3)
     assert results["mask_b"].channels == 1 and len(results["mask_b"].data) == 36 * 30
     assert seen and all(t.startswith("Deep Image Analogy") for _f, t in seen)
-    # The same as what a plain HTTP client gets.
-    want = engine.run(a, b_prime, {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"})
+    # The same as what a plain HTTP client gets for a PNG upload of the same pixels (PNG result).
+    answer = engine.submit(a, b_prime, params)
+    assert answer.status_code == 201, answer.text
+    status, _ = engine.wait(answer.json()["id"], timeout=600)
+    assert status["state"] == "done", status
+    png = engine.get(f"/v1/jobs/{status['id']}/result/a_prime")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(png.content)) as image:
+        want = np.asarray(image)
     got = np.frombuffer(results["a_prime"].data, np.uint8).reshape(32, 40, 3)
-    np.testing.assert_array_equal(got, want["a_prime"])
+    np.testing.assert_array_equal(got, want)
 
 
 def test_explicit_address_with_token(engine: EngineProcess) -> None:
