@@ -20,6 +20,7 @@ import uvicorn
 from server_harness import EngineApi
 
 from analogy_engine import AnalogyParams, AnalogyResult, Cancelled
+from server.__main__ import EngineServer
 from server.app import create_app
 from server.config import KEEP_ALIVE_SECONDS, ServerConfig
 from server.jobs import JobManager
@@ -135,12 +136,13 @@ class InProcessApi(EngineApi):
         self.recorder.attach()  # before uvicorn.Config, which sets its loggers' levels
         # The uvicorn settings of server.__main__.serve, so that what the protocol layer does
         # (timeouts, the connection cap, JSON errors, no Server header) is the engine's.
-        self.server = uvicorn.Server(uvicorn.Config(
+        # EngineServer tells the app (`stopping`) when shutdown begins, as in the engine.
+        self.server = EngineServer(uvicorn.Config(
             app, log_config=None, log_level="info", access_log=False, lifespan="off",
             proxy_headers=False, server_header=False, timeout_graceful_shutdown=3,
             timeout_keep_alive=KEEP_ALIVE_SECONDS, backlog=self.config.max_connections,
             http=GuardedH11Protocol.configured(self.config.header_timeout, self.config.max_connections),
-        ))
+        ), on_ready=lambda: None, stopping=stopping)
         self.manager.start()
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
