@@ -112,12 +112,13 @@ class InProcessApi(EngineApi):
     overrides ServerConfig fields (queue_size, max_body, header_timeout, …) as the engine's
     command-line options would."""
 
-    def __init__(self, analogy_fn: Any, hooks: bool = True, **config: Any) -> None:
+    def __init__(self, analogy_fn: Any, hooks: bool = True, pool: Any = None, **config: Any) -> None:
         super().__init__()
         self.config = dataclasses.replace(
             ServerConfig(device="cpu", lazy_model=True, max_body=64 << 20, test_hooks=hooks), **config
         )
-        self.manager = JobManager(self.config, FakePool(), analogy_fn)  # type: ignore[arg-type]
+        # `pool`: a real model for the jobs that need one; the fake one otherwise.
+        self.manager = JobManager(self.config, pool or FakePool(), analogy_fn)  # type: ignore[arg-type]
         if hooks:
             from server import test_hooks
 

@@ -4,6 +4,10 @@
   here without a CUDA device). Quick loop: `pytest -m "not slow and not gimp"`.
 - `engine`: one CPU model (VGG-19 loaded once) for the whole session; test files that define their
   own `engine` fixture (a server process, a model of their own) use theirs.
+- `engine_process`: one real `python -m server` for the whole session, started on first use
+  (tests/gimp/engine.py's EngineProcess: model loaded, no test hooks, its own session as the
+  plug-in starts it), shared by the tests that only need a process to talk to (wiring, a real
+  job); tests that end or configure a process start their own (tests/server_harness.py).
 - `plugin_client`: the plug-in's own engine client (tests/plugin_client.py).
 - `fake_analogy`, `api`: the HTTP application in this process (server.app.create_app over a
   real JobManager) with a fake analogy function, for API, jobs and bad-input tests that need no
@@ -12,7 +16,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -38,6 +44,20 @@ def engine() -> Any:
     from analogy_engine import Engine
 
     return Engine.load("cpu")
+
+
+@pytest.fixture(scope="session")
+def engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's engine process: tests/gimp/engine.py's EngineProcess (a server_harness.Engine
+    in its own session), the very class the real-GIMP tests use, so the host tiers keep it working."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "gimp"))
+    from engine import EngineProcess
+
+    folder = tmp_path_factory.mktemp("engine-process")
+    # Its own session as the plug-in starts it; imports torch and loads VGG-19 before it publishes.
+    server = EngineProcess(folder / "engine.json", folder / "engine.log")
+    yield server
+    assert server.stop() == 0, server.log()
 
 
 @pytest.fixture(scope="session")

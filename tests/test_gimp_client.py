@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -23,8 +24,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gimp"))
 import photos  # noqa: E402
-from engine import EngineProcess  # noqa: E402
 from plugin_client import load_plugin_client  # noqa: E402
+from server_harness import Engine  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = REPO / "gimp_plugin" / "deep_image_analogy"
@@ -100,17 +101,16 @@ def test_no_engine_and_no_config_gives_the_command(tmp_path: Path, monkeypatch: 
 # Against the real engine
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> EngineProcess:
-    folder = tmp_path_factory.mktemp("client-engine")
-    proc = EngineProcess(folder / "engine.json", folder / "engine.log")
-    yield proc
-    proc.stop()
+@pytest.fixture
+def engine(engine_process: Engine) -> Iterator[Engine]:
+    """The session's engine process (conftest.py), left idle after each test."""
+    yield engine_process
+    engine_process.wait_idle()
 
 
 @pytest.mark.slow  # over 20 s on 2 cores
-def test_job_through_the_runtime_file(engine: EngineProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIA_RUNTIME_FILE", str(engine.runtime))
+def test_job_through_the_runtime_file(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIA_RUNTIME_FILE", str(engine.runtime_file))
     monkeypatch.delenv("FLATPAK_ID", raising=False)
     a, b_prime = photos.photo(40, 32), photos.painting(36, 30)
     params = {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"}
@@ -137,7 +137,7 @@ def test_job_through_the_runtime_file(engine: EngineProcess, monkeypatch: pytest
     np.testing.assert_array_equal(got, want)
 
 
-def test_explicit_address_with_token(engine: EngineProcess) -> None:
+def test_explicit_address_with_token(engine: Engine) -> None:
     connected = client.connect(f"{engine.url}#{engine.token}", start=False)
     assert connected.health()["version"]
     with pytest.raises(client.EngineError, match="refused the job"):
@@ -145,7 +145,7 @@ def test_explicit_address_with_token(engine: EngineProcess) -> None:
                        {"mode": "no-such-mode"}, ["a_prime"])
 
 
-def test_bad_token_is_explained(engine: EngineProcess) -> None:
+def test_bad_token_is_explained(engine: Engine) -> None:
     wrong = client.Engine(engine.url, "not-the-token")
     assert wrong.health() is None
     with pytest.raises(client.EngineError, match="token"):
