@@ -57,7 +57,8 @@ def engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Its own session as the plug-in starts it; imports torch and loads VGG-19 before it publishes.
     server = EngineProcess(folder / "engine.json", folder / "engine.log")
     yield server
-    assert server.stop() == 0, server.log()
+    assert server.stop() == 0, server.log()  # SIGTERM to its process group: a clean exit
+    assert not server.runtime_file.exists(), "the engine left its runtime file behind"
 
 
 @pytest.fixture(scope="session")

@@ -189,6 +189,7 @@ def peak_rss_mb(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
+@pytest.mark.slow  # an engine process of its own (its peak memory is what is measured)
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_16bit_png_decodes_in_bounded_memory(tmp_path: Path) -> None:
     """A 7745×7745 16-bit grey PNG (129 KB, just under the 60 MP limit) sent to a real engine.
@@ -230,6 +231,7 @@ def test_16bit_png_decodes_in_bounded_memory(tmp_path: Path) -> None:
 # Connections held forever
 
 
+@pytest.mark.slow  # an engine process of its own (under a file-descriptor limit)
 def test_half_request_lines_are_closed_and_health_still_answers(tmp_path: Path) -> None:
     """With the file limit at 64 and 150 connections that each send half a request line,
     /v1/health still answers at once (the cap closes the oldest idle ones) and every half
@@ -403,6 +405,7 @@ def test_runtime_file_reader_trusts_only_a_private_regular_file(tmp_path: Path) 
             assert time.monotonic() - started < 1.0, (read.__module__, path.name)
 
 
+@pytest.mark.slow  # an engine process of its own, each
 @pytest.mark.parametrize("plant", ["fifo", "dev_zero"])
 def test_engine_starts_over_a_planted_fifo_or_device(tmp_path: Path, plant: str) -> None:
     """Before: a FIFO at the runtime-file path hung the start (open blocks) and a link to
@@ -421,6 +424,7 @@ def test_engine_starts_over_a_planted_fifo_or_device(tmp_path: Path, plant: str)
     assert not path.exists()
 
 
+@pytest.mark.slow  # two engine processes
 def test_planted_file_pointing_at_another_engine_does_not_stop_start(tmp_path: Path) -> None:
     """Before: a runtime file copied from another live engine made a new engine exit with
     "already running". Now the lock beside the file decides, not what the file says."""
@@ -446,6 +450,7 @@ def test_planted_file_pointing_at_another_engine_does_not_stop_start(tmp_path: P
 # Two engines started at the same instant
 
 
+@pytest.mark.slow  # two engine processes
 def test_two_engines_started_together_one_serves(tmp_path: Path) -> None:
     path = tmp_path / "engine.json"
     cmd = [sys.executable, "-m", "server", "--runtime-file", str(path), "--lazy-model", "--device", "cpu"]
@@ -484,6 +489,7 @@ def test_two_engines_started_together_one_serves(tmp_path: Path) -> None:
 # Shutdown edges and error format
 
 
+@pytest.mark.slow  # an engine process of its own; the same in this process below
 def test_sigterm_during_upload_answers_json(tmp_path: Path) -> None:
     """Before: the upload's handler was cancelled 3 s into the graceful shutdown and uvicorn
     answered a plain-text 500. Now it is told at once and answers 503 JSON."""
@@ -510,6 +516,32 @@ def test_sigterm_during_upload_answers_json(tmp_path: Path) -> None:
         engine.stop()
 
 
+def test_shutdown_during_upload_answers_json() -> None:
+    """The same defect in this process: when shutdown begins (what SIGTERM starts: uvicorn's
+    should_exit, the engine's EngineServer telling the app), an upload still being read is
+    answered 503 JSON at once instead of a plain-text 500 three seconds later."""
+    engine = InProcessApi(FakeAnalogy(), hooks=False).start()
+    try:
+        with connect(engine) as sock:
+            extra = "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n"
+            sock.sendall(head(engine, "POST", "/v1/jobs", extra) + b"--x\r\n")
+            deadline = time.monotonic() + 5
+            while engine.health()["uploads"] != 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            started = time.monotonic()
+            assert engine.server is not None
+            engine.server.should_exit = True
+            status, headers, body = read_response(sock)
+            took = time.monotonic() - started
+        assert status == 503 and headers["content-type"] == "application/json"
+        assert "shutting down" in json.loads(body)["detail"]
+        assert took < 2.0
+    finally:
+        assert engine.stop() == 0, engine.log()
+
+
+@pytest.mark.slow  # an engine process of its own
 def test_sighup_removes_runtime_file(tmp_path: Path) -> None:
     engine = Engine(tmp_path, "--device", "cpu", "--lazy-model").start()
     try:
