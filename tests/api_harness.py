@@ -39,6 +39,20 @@ class FakePool:
         return f"fake model on {device}"
 
 
+class ModelPool:
+    """EnginePool's face over one loaded model (the session's CPU `engine` fixture), for the
+    in-process API running the real analogy function."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.default_device = "cpu"
+        self.error: str | None = None
+        self.loaded = True
+
+    def get(self, device: str) -> Any:
+        return self.model
+
+
 class FakeAnalogy:
     """analogy()'s signature and contract (progress, cancel, result shapes) in a few milliseconds.
 

@@ -152,6 +152,7 @@ def test_bad_token_is_explained(engine: Engine) -> None:
         wrong.submit(client.RawImage(8, 8, b"\0" * 256), client.RawImage(8, 8, b"\0" * 256), {})
 
 
+@pytest.mark.slow  # an engine process of its own, started by the installed plug-in
 def test_plugin_starts_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No engine running: the installed plug-in starts `python -m server` and waits for it."""
     install(tmp_path / "GIMP", "--plugin-only")
