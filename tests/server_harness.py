@@ -102,9 +102,10 @@ class EngineApi:
         b_prime: np.ndarray,
         params: dict[str, Any],
         names: Iterable[str] = IMAGE_RESULTS,
-    ) -> dict[str, np.ndarray]:
+    ) -> dict[str, Any]:
         """A whole job through the plug-in's own `run_job` (submit, poll, fetch, cancel on any
-        failure); the results as arrays (images H×W×3, masks H×W) plus "status" → job record."""
+        failure): each named result as an array (images H×W×3, masks H×W), and under "status"
+        the final job record."""
         results, info = dia_client.run_job(self.client, raw_image(a), raw_image(b_prime), params, names)
         arrays: dict[str, Any] = {name: raw_array(result) for name, result in results.items()}
         arrays["status"] = info
