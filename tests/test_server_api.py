@@ -107,6 +107,18 @@ def test_job_round_trip(server: Engine, in_process: AnalogyResult, raw_upload: b
     np.testing.assert_array_equal(got["flow_ba"], expected.flow_ba)
 
 
+def test_plugin_job_round_trip(server: Engine) -> None:
+    """A whole job as the plug-in runs it (tests/gimp/engine.py's `run`: dia_client.run_job):
+    the real algorithm in the process, every image result at its input's size."""
+    a, b_prime = make_pair()
+    out = server.run(a, b_prime, {**FAST_PARAMS, "device": "cpu"})
+    assert out["status"]["state"] == "done" and out["status"]["degraded"] is None
+    assert out["status"]["report"]["server"]["device"] == "cpu"
+    assert out["a_prime"].shape == a.shape and out["b"].shape == b_prime.shape
+    assert out["mask_a_prime"].shape == a.shape[:2] and out["mask_b"].shape == b_prime.shape[:2]
+    assert out["a_prime"].std() > 5  # a picture, not a flat fill
+
+
 def test_results_of_unfinished_and_unknown_jobs(server: Engine) -> None:
     a, b_prime = make_pair()
     job_id = server.submit(a, b_prime, {**FAST_PARAMS, "size": 64}).json()["id"]
