@@ -14,13 +14,15 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import requests
 from api_harness import FakeAnalogy, InProcessApi
 from PIL import Image
-from server_harness import FAST_PARAMS, EngineApi, job_form, make_pair, png_bytes
+from server_harness import FAST_PARAMS, Engine, EngineApi, job_form, make_pair, png_bytes
 
 MAX_BODY_MB = 4
 QUEUE_SIZE = 2
@@ -250,7 +252,26 @@ def test_sixteen_bit_and_palette_pngs_are_accepted(engine: EngineApi) -> None:
     engine.wait_idle(5)
 
 
-def test_hundred_concurrent_submits(engine: EngineApi) -> None:
+@pytest.fixture(params=["in-process", pytest.param("process", marks=pytest.mark.slow)])
+def burst_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineApi]:
+    """A fresh engine with the module's options for a burst of 100 clients.
+
+    In this process the server shares the GIL with the 100 client threads and reads requests
+    more slowly, so connections pile up past the default cap of 64 (protocol.py closes the one
+    waiting longest: a reset, by design) — its cap is set above the burst, since what is tested
+    is queue admission. The real process keeps the default cap, as users run it (slow tier)."""
+    if request.param == "in-process":
+        server: Any = InProcessApi(FakeAnalogy(), queue_size=QUEUE_SIZE, max_body=MAX_BODY_MB << 20,
+                                   max_connections=128).start()
+    else:
+        server = Engine(tmp_path, "--device", "cpu", "--lazy-model", "--queue-size", str(QUEUE_SIZE),
+                        "--max-body-mb", str(MAX_BODY_MB), hooks=True).start()
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+def test_hundred_concurrent_submits(burst_engine: EngineApi) -> None:
+    engine = burst_engine
     good = job_form(A, B_PRIME, FAST_PARAMS, extra={"_test_hook": "hold"})
     bad = [GOOD_A, image_part("b_prime", png_claiming(100_000, 100_000))]
 
@@ -268,13 +289,24 @@ def test_hundred_concurrent_submits(engine: EngineApi) -> None:
     # The queue is checked before a body is read, so the 25 bad uploads meet 413 or 429.
     assert codes[429] >= 100 - 25 - (QUEUE_SIZE + 1)
     # One may start running at once; the rest wait in the queue of QUEUE_SIZE.
-    assert QUEUE_SIZE <= codes[201] <= QUEUE_SIZE + 1
+    assert 1 <= codes[201] <= QUEUE_SIZE + 1
     for answer in answers:
         if answer.status_code == 429:
             assert int(answer.headers["Retry-After"]) >= 1
             assert "queue is full" in answer.json()["detail"]
-        elif answer.status_code == 201:
-            assert engine.delete(f"/v1/jobs/{answer.json()['id']}").status_code == 200
+    # A bad upload holds a queue slot until its body is read, so the burst may end with room
+    # left (fewer than QUEUE_SIZE accepted, a race in any engine): once the first job runs, the
+    # engine must take exactly as many more as the queue holds, and refuse the next one.
+    accepted = [answer.json()["id"] for answer in answers if answer.status_code == 201]
+    engine.wait(accepted[0], states=("running",))
+    while len(accepted) < QUEUE_SIZE + 1:
+        answer = engine.submit(A, B_PRIME, FAST_PARAMS, extra={"_test_hook": "hold"})
+        assert answer.status_code == 201, (len(accepted), answer.text)
+        accepted.append(answer.json()["id"])
+    refused = engine.submit(A, B_PRIME, FAST_PARAMS, extra={"_test_hook": "hold"})
+    assert refused.status_code == 429 and "queue is full" in refused.json()["detail"], refused.text
+    for job_id in accepted:
+        assert engine.delete(f"/v1/jobs/{job_id}").status_code == 200
     engine.wait_idle(5)
     assert engine.get("/v1/health").status_code == 200
 
