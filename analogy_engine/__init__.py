@@ -22,6 +22,7 @@ _WHERE = {
     "AnalogyResult": "types",
     "Cancelled": "types",
     "InputError": "types",
+    "to_rgb8": "imageio",
 }
 
 __all__ = [
@@ -34,10 +35,12 @@ __all__ = [
     "ParamsError",
     "Preset",
     "analogy",
+    "to_rgb8",
     "working_size",
 ]
 
 if TYPE_CHECKING:
+    from .imageio import to_rgb8
     from .params import PRESETS, AnalogyParams, ParamsError, Preset, working_size
     from .pipeline import Engine, analogy
     from .types import AnalogyResult, Cancelled, InputError

@@ -16,8 +16,8 @@ import zlib
 import numpy as np
 from PIL import Image, ImageFile
 
+from analogy_engine import to_rgb8
 from analogy_engine.contract import MAX_INPUT_PIXELS, InputSizeError, check_input_size
-from analogy_engine.imageio import to_rgb8
 
 from .errors import ApiError
 

@@ -1,18 +1,27 @@
 """Shared fixtures and the test tiers (markers in pyproject.toml; README "Tests").
 
-- `slow`: over about 20 s on 2 CPU cores; `gimp`: inside a real GIMP; `gpu`: needs CUDA (skipped
-  here without a CUDA device). Quick loop: `pytest -m "not slow and not gimp"`.
+- `slow`: over about 20 s on 2 CPU cores, or an engine process / torch-importing CLI run of its
+  own; `gimp`: inside a real GIMP; `gpu`: needs CUDA (skipped here without a CUDA device).
+  Quick loop: `pytest -m "not slow and not gimp"`.
 - `engine`: one CPU model (VGG-19 loaded once) for the whole session; test files that define their
-  own `engine` fixture (a server process, a model of their own) use theirs.
-- `plugin_client`: the plug-in's own engine client (tests/plugin_client.py).
+  own `engine` fixture (the in-process API, an engine process) use theirs.
+- `engine_process`: one real `python -m server` for the whole session, started on first use
+  (tests/gimp/engine.py's EngineProcess: model loaded, no test hooks, its own session as the
+  plug-in starts it), shared by the tests that only need a process to talk to (wiring, a real
+  job); tests that end or configure a process start their own (tests/server_harness.py).
+- `plugin_client`: the plug-in's own engine client (tests/plugin_client.py); every engine under
+  test (server_harness.EngineApi) speaks through it.
 - `fake_analogy`, `api`: the HTTP application in this process (server.app.create_app over a
-  real JobManager) with a fake analogy function, for API, jobs and bad-input tests that need no
-  model (tests/api_harness.py).
+  real JobManager, served as the engine serves it) with a fake analogy function, for API, jobs,
+  bad-input and defect tests that need no model (tests/api_harness.py).
+- CLI tests run `main(argv)` in this process through tests/cli_runner.py.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -38,6 +47,21 @@ def engine() -> Any:
     from analogy_engine import Engine
 
     return Engine.load("cpu")
+
+
+@pytest.fixture(scope="session")
+def engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's engine process: tests/gimp/engine.py's EngineProcess (a server_harness.Engine
+    in its own session), the very class the real-GIMP tests use, so the host tiers keep it working."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "gimp"))
+    from engine import EngineProcess
+
+    folder = tmp_path_factory.mktemp("engine-process")
+    # Its own session as the plug-in starts it; imports torch and loads VGG-19 before it publishes.
+    server = EngineProcess(folder / "engine.json", folder / "engine.log")
+    yield server
+    assert server.stop() == 0, server.log()  # SIGTERM to its process group: a clean exit
+    assert not server.runtime_file.exists(), "the engine left its runtime file behind"
 
 
 @pytest.fixture(scope="session")

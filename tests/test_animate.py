@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_main
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +120,11 @@ def test_cli_writes_frames_and_report(sequence_files, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["sizes", "one", "unreadable"])
-def test_cli_bad_input_is_one_line_and_exit_2(case: str, sequence_files, tmp_path: Path) -> None:
+def test_cli_bad_input_is_one_line_and_exit_2(case: str, sequence_files, tmp_path: Path,
+                                              capfd: pytest.CaptureFixture[str]) -> None:
+    """main(argv) in this process (tests/cli_runner.py); the `python -m` run is the slow test above."""
+    from analogy_engine.animate.__main__ import main
+
     b_prime, frames = sequence_files
     if case == "sizes":
         small = tmp_path / "small.png"
@@ -131,7 +136,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(case: str, sequence_files, tmp_pat
         broken = tmp_path / "broken.png"
         broken.write_bytes(b"not an image at all")
         inputs = [str(frames[0]), str(broken)]
-    done = _cli(str(b_prime), *inputs, "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet")
+    args = [str(b_prime), *inputs, "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]
+    done = run_main(main, args, capfd)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr

@@ -253,3 +253,19 @@ def test_one_definition_drives_validation_schema_and_cli() -> None:
                                              "--seed", "7", "--preset", "fast", "--device", "cpu"]))
     assert set_all == AnalogyParams(mode="style-to-photo", size=64, weight=2, ratio=0.5, refine=False,
                                     seed=7, preset="fast", device="cpu")
+
+
+# ------------------------------------------------------------------------------ public names
+
+
+def test_every_public_name_resolves() -> None:
+    """Each name in __all__ loads lazily from its module; to_rgb8 is what server/images.py
+    decodes uploaded PNGs with, so it must stay public."""
+    import analogy_engine
+    from analogy_engine import imageio
+
+    for name in analogy_engine.__all__:
+        assert getattr(analogy_engine, name) is not None, name
+    assert analogy_engine.to_rgb8 is imageio.to_rgb8
+    grey16 = Image.fromarray(np.full((3, 4), 65535, np.uint16))
+    assert analogy_engine.to_rgb8(grey16).tolist() == np.full((3, 4, 3), 255, np.uint8).tolist()

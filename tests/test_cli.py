@@ -1,4 +1,8 @@
-"""`python -m analogy_engine`: the CLI contract of docs/cli.md, bad inputs and image conversions."""
+"""`python -m analogy_engine`: the CLI contract of docs/cli.md, bad inputs and image conversions.
+
+The contract run is a real `python -m analogy_engine` subprocess (the quick tier's CLI smoke
+test); bad inputs and conversions run the same `main(argv)` in this process (tests/cli_runner.py),
+read as a subprocess would be: exit code, stderr, warnings."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import Done, run_main
 from PIL import Image
 
+from analogy_engine import cli as analogy_cli
 from analogy_engine.imageio import load_image
 from analogy_engine.types import InputError
 
@@ -27,6 +33,11 @@ def cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[
         [sys.executable, "-m", "analogy_engine", *map(str, args)],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def cli_main(capfd: pytest.CaptureFixture[str], *args: str | Path) -> Done:
+    """The same command line in this process (tests/cli_runner.py)."""
+    return run_main(analogy_cli.main, args, capfd)
 
 
 def png_bytes(width: int, height: int, rows: bytes, color_type: int, bit_depth: int) -> bytes:
@@ -132,7 +143,7 @@ BAD = [
 ]
 
 
-def _assert_clean_failure(done: subprocess.CompletedProcess[str], out: Path, word: str) -> None:
+def _assert_clean_failure(done: Done, out: Path, word: str) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -142,19 +153,20 @@ def _assert_clean_failure(done: subprocess.CompletedProcess[str], out: Path, wor
 
 
 @pytest.mark.parametrize("case", BAD)
-def test_bad_input_fails_with_one_line(case: str, tmp_path: Path) -> None:
+def test_bad_input_fails_with_one_line(case: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     args, word = _bad_inputs(tmp_path)[case]
     if "--size" not in args:
         args += ["--size", "64"]
     out = tmp_path / "out"
-    done = cli(*args, "--out", out, "--preset", "fast", timeout=120)
+    done = cli_main(capfd, *args, "--out", out, "--preset", "fast")
     _assert_clean_failure(done, out, word)
 
 
 @pytest.mark.parametrize("args", [["--mode", "nonsense"], ["--size", "big"]])
-def test_bad_option_fails_with_one_line(args: list[str], tmp_path: Path) -> None:
+def test_bad_option_fails_with_one_line(args: list[str], tmp_path: Path,
+                                        capfd: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    done = cli(A, B_PRIME, "--out", out, *args, timeout=120)
+    done = cli_main(capfd, A, B_PRIME, "--out", out, *args)
     assert done.returncode != 0
     _assert_clean_failure(done, out, args[0].lstrip("-"))
 
@@ -203,11 +215,12 @@ def test_conversions_in_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("pair", [("L", "RGBA"), ("I;16", "RGB;16"), ("P", "L")])
-def test_converted_inputs_run(pair: tuple[str, str], tmp_path: Path) -> None:
+def test_converted_inputs_run(pair: tuple[str, str], tmp_path: Path,
+                              capfd: pytest.CaptureFixture[str]) -> None:
     files = _converted_inputs(tmp_path)
     out = tmp_path / "out"
     a, b_prime = files[pair[0]][0], files[pair[1]][0]
-    done = cli(a, b_prime, "--out", out, "--size", "32", "--preset", "fast", "--quiet")
+    done = cli_main(capfd, a, b_prime, "--out", out, "--size", "32", "--preset", "fast", "--quiet")
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == ""  # --quiet and no warnings
     with Image.open(out / "a_prime.png") as a_prime, Image.open(out / "b.png") as b:

@@ -16,11 +16,6 @@ from analogy_engine import AnalogyParams, Cancelled, Engine, analogy
 SIZE = 1024  # one VGG pass to relu5_1 at 1024² takes several seconds on 2 CPU cores
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine.load("cpu")
-
-
 def test_cancel_during_features_is_prompt(engine: Engine) -> None:
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)

@@ -6,6 +6,7 @@ file, by starting the engine the way the plug-in does, and with the messages use
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,16 +14,18 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "gimp"))
 import photos  # noqa: E402
-from engine import EngineProcess  # noqa: E402
 from plugin_client import load_plugin_client  # noqa: E402
+from server_harness import Engine  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = REPO / "gimp_plugin" / "deep_image_analogy"
@@ -196,38 +199,43 @@ def test_no_engine_and_no_config_gives_the_command(tmp_path: Path, monkeypatch: 
 # Against the real engine
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> EngineProcess:
-    folder = tmp_path_factory.mktemp("client-engine")
-    proc = EngineProcess(folder / "engine.json", folder / "engine.log")
-    yield proc
-    proc.stop()
+@pytest.fixture
+def engine(engine_process: Engine) -> Iterator[Engine]:
+    """The session's engine process (conftest.py), left idle after each test."""
+    yield engine_process
+    engine_process.wait_idle()
 
 
 @pytest.mark.slow  # over 20 s on 2 cores
-def test_job_through_the_runtime_file(engine: EngineProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIA_RUNTIME_FILE", str(engine.runtime))
+def test_job_through_the_runtime_file(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIA_RUNTIME_FILE", str(engine.runtime_file))
     monkeypatch.delenv("FLATPAK_ID", raising=False)
     a, b_prime = photos.photo(40, 32), photos.painting(36, 30)
+    params = {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"}
     seen: list[tuple] = []
     connected = client.connect("")
-    job = client.analogy_job(
-        client.RawImage(40, 32, a.tobytes()), client.RawImage(36, 30, b_prime.tobytes()),
-        {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"},
-        ["a_prime", "b", "mask_a_prime", "mask_b"])
+    job = client.analogy_job(client.RawImage(40, 32, a.tobytes()), client.RawImage(36, 30, b_prime.tobytes()),
+                             params, ["a_prime", "b", "mask_a_prime", "mask_b"])
     results, info = client.run_job(connected, job, notify=lambda f, t: seen.append((f, t)))
     assert info["state"] == "done"
     assert (results["a_prime"].width, results["a_prime"].height, results["a_prime"].channels) == (40, 32, 3)
     assert (results["b"].width, results["b"].height, results["b"].channels) == (36, 30, 3)
     assert results["mask_b"].channels == 1 and len(results["mask_b"].data) == 36 * 30
     assert seen and all(t.startswith("Deep Image Analogy") for _f, t in seen)
-    # The same as what a plain HTTP client gets.
-    want = engine.run(a, b_prime, {"mode": "photo-to-style", "preset": "fast", "size": 32, "device": "cpu"})
+    # The same as what a plain HTTP client gets for a PNG upload of the same pixels (PNG result).
+    answer = engine.submit(a, b_prime, params)
+    assert answer.status_code == 201, answer.text
+    status, _ = engine.wait(answer.json()["id"], timeout=600)
+    assert status["state"] == "done", status
+    png = engine.get(f"/v1/jobs/{status['id']}/result/a_prime")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(png.content)) as image:
+        want = np.asarray(image)
     got = np.frombuffer(results["a_prime"].data, np.uint8).reshape(32, 40, 3)
-    np.testing.assert_array_equal(got, want["a_prime"])
+    np.testing.assert_array_equal(got, want)
 
 
-def test_explicit_address_with_token(engine: EngineProcess) -> None:
+def test_explicit_address_with_token(engine: Engine) -> None:
     connected = client.connect(f"{engine.url}#{engine.token}", start=False)
     assert connected.health()["version"]
     with pytest.raises(client.EngineError, match="refused the job"):
@@ -236,14 +244,14 @@ def test_explicit_address_with_token(engine: EngineProcess) -> None:
                                                      {"mode": "no-such-mode"}, ["a_prime"]))
 
 
-def test_bad_token_is_explained(engine: EngineProcess) -> None:
+def test_bad_token_is_explained(engine: Engine) -> None:
     wrong = client.Engine(engine.url, "not-the-token")
     assert wrong.health() is None
     with pytest.raises(client.EngineError, match="token"):
         wrong.submit(client.RawImage(8, 8, b"\0" * 256), client.RawImage(8, 8, b"\0" * 256), {})
 
 
-def test_an_older_engine_is_named_as_such(engine: EngineProcess) -> None:
+def test_an_older_engine_is_named_as_such(engine: Engine) -> None:
     """A route the engine does not have (an engine from before painting or animation)."""
     connected = client.connect(f"{engine.url}#{engine.token}", start=False)
     image = client.RawImage(8, 8, b"\0" * 256)
@@ -252,7 +260,7 @@ def test_an_older_engine_is_named_as_such(engine: EngineProcess) -> None:
 
 
 @pytest.mark.slow  # a real paint job
-def test_paint_job_through_the_client(engine: EngineProcess) -> None:
+def test_paint_job_through_the_client(engine: Engine) -> None:
     connected = client.connect(f"{engine.url}#{engine.token}", start=False)
     image = photos.photo(40, 32)
     seen: list[tuple] = []
@@ -272,7 +280,7 @@ def test_paint_job_through_the_client(engine: EngineProcess) -> None:
 
 
 @pytest.mark.slow  # a real animation job
-def test_animate_job_through_the_client(engine: EngineProcess) -> None:
+def test_animate_job_through_the_client(engine: Engine) -> None:
     connected = client.connect(f"{engine.url}#{engine.token}", start=False)
     world = photos.photo(48, 32, seed=4)
     frames = [world[:, i * 2:i * 2 + 40].copy() for i in range(3)]
@@ -293,6 +301,7 @@ def test_animate_job_through_the_client(engine: EngineProcess) -> None:
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow  # an engine process of its own, started by the installed plug-in
 def test_plugin_starts_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No engine running: the installed plug-in starts `python -m server` and waits for it."""
     install(tmp_path / "GIMP", "--plugin-only")

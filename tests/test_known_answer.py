@@ -40,11 +40,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine.load("cpu")
-
-
-@pytest.fixture(scope="module")
 def results(engine: Engine) -> dict[str, tuple[ka.Case, AnalogyResult]]:
     out = {}
     for name, make in ka.CASES.items():

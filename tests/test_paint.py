@@ -1,4 +1,7 @@
-"""Painting with strokes (issue 12): renderer, optimiser, SVG, CLI and bad inputs."""
+"""Painting with strokes (issue 12): renderer, optimiser, SVG, CLI and bad inputs.
+
+The CLI tests run its main(argv) in this process (tests/cli_runner.py); the `python -m` entry
+point itself runs once, in the slow tier."""
 
 from __future__ import annotations
 
@@ -7,11 +10,13 @@ import math
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_runner import Done, run_main
 from PIL import Image, ImageDraw
 
 from analogy_engine.paint import (
@@ -262,16 +267,29 @@ def test_beats_a_grid_of_flat_cells_by_3_db() -> None:
 # ---------------------------------------------------------------- CLI
 
 
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "analogy_engine.paint", *map(str, args)],
+@pytest.fixture
+def cli(capfd: pytest.CaptureFixture[str]) -> Callable[..., Done]:
+    """`python -m analogy_engine.paint ARGS` as its main(argv) in this process (tests/cli_runner.py)."""
+    from analogy_engine.paint.__main__ import main
+
+    return lambda *args: run_main(main, args, capfd)
+
+
+def subprocess_cli(*args: str | Path) -> Done:
+    done = subprocess.run([sys.executable, "-m", "analogy_engine.paint", *map(str, args)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return Done(done.returncode, done.stderr)
 
 
-def test_cli_writes_painting_svg_and_report(tmp_path: Path) -> None:
+# In this process for the quick tier; the real entry point (`python -m`, seconds to start) in the slow.
+@pytest.mark.parametrize("where", ["in-process", pytest.param("subprocess", marks=pytest.mark.slow)])
+def test_cli_writes_painting_svg_and_report(tmp_path: Path, cli: Callable[..., Done], where: str) -> None:
     source = tmp_path / "small.png"
     Image.fromarray(np.rint(photo(48, 40) * 255).astype(np.uint8)).save(source)
-    done = cli(source, "--out", tmp_path / "out", "--strokes", "30", "--brush", "marker", "--quiet")
+    run = cli if where == "in-process" else subprocess_cli
+    done = run(source, "--out", tmp_path / "out", "--strokes", "30", "--brush", "marker", "--quiet")
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # --quiet: no progress bar, and no warnings
     with Image.open(tmp_path / "out" / "painting.png") as painting:
         assert painting.size == (48, 40) and painting.mode == "RGB"
     svg = (tmp_path / "out" / "strokes.svg").read_text()
@@ -290,13 +308,14 @@ def test_cli_writes_painting_svg_and_report(tmp_path: Path) -> None:
         (["--brush", "crayon"], "invalid choice"),
     ],
 )
-def test_cli_bad_options_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+def test_cli_bad_options_exit_2_with_one_line(tmp_path: Path, cli: Callable[..., Done], args: list[str],
+                                              message: str) -> None:
     done = cli(A, "--out", tmp_path / "out", *args)
     assert done.returncode == 2
     assert done.stderr.startswith("error:") and message in done.stderr and done.stderr.count("\n") == 1
 
 
-def test_cli_unreadable_and_tiny_files_exit_2(tmp_path: Path) -> None:
+def test_cli_unreadable_and_tiny_files_exit_2(tmp_path: Path, cli: Callable[..., Done]) -> None:
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
     tiny = tmp_path / "tiny.png"

@@ -6,15 +6,16 @@ import dataclasses
 
 import pytest
 
-from analogy_engine import PRESETS, AnalogyParams
+from analogy_engine import PRESETS, AnalogyParams, Engine
 from analogy_engine.params import resolve
 from analogy_engine.plan import SEMANTIC_FROM, grid, plan, semantic_size
 from analogy_engine.vgg import VGG19
 
 
 @pytest.fixture(scope="module")
-def vgg() -> VGG19:
-    return VGG19.pretrained("cpu")
+def vgg(engine: Engine) -> VGG19:
+    """The session's CPU model's network (conftest.py): the weights load once per run."""
+    return engine.vgg
 
 
 def test_semantic_pyramid_then_working_size(vgg: VGG19) -> None:

@@ -27,11 +27,6 @@ from analogy_engine import AnalogyParams, Engine
 SIZE = 96
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine.load("cpu")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case_name", sorted(CASES))
 def test_balanced_matches_faithful(case_name: str, engine: Engine) -> None:

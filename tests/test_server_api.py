@@ -1,58 +1,64 @@
-"""Happy path against a real engine process: submit, progress, every result in both formats,
-and the same pixels as analogy() in this process for the same input, params and seed."""
+"""Happy path against a real engine process (conftest.py's `engine_process`): submit, progress,
+every result in both formats, and the same pixels as analogy() in this process for the same
+input, params and seed."""
 
 from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 from server_harness import FAST_PARAMS, Engine, make_pair
 
-from analogy_engine import AnalogyParams, analogy
-from analogy_engine import Engine as Model
+from analogy_engine import AnalogyParams, AnalogyResult, analogy
 
 RESULTS = ("a_prime", "b", "mask_a_prime", "mask_b", "flow_ab", "flow_ba")
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    server = Engine(tmp_path_factory.mktemp("api"), "--device", "cpu").start()
-    yield server
-    assert server.stop() == 0, server.log()
+@pytest.fixture
+def server(engine_process: Engine) -> Iterator[Engine]:
+    yield engine_process
+    engine_process.wait_idle()  # the session's process is shared: leave it idle
 
 
-def test_health_and_params(engine: Engine) -> None:
-    health = engine.get("/v1/health").json()
+def test_health_and_params(server: Engine) -> None:
+    health = server.health()
+    assert health is not None
     assert health["version"]
     assert health["device"] == "cpu"
     assert health["queue_length"] == 0
     assert health["running"] is None
-    schema = engine.get("/v1/params").json()
+    schema = server.get("/v1/params").json()
     assert schema["preset"]["choices"] == ["faithful", "balanced", "fast"]
     assert schema["size"]["min"] == 32
 
 
 @pytest.fixture(scope="module")
-def in_process():
-    """The same computation in this process: same seed, same device, same thread count."""
+def in_process(engine: Any) -> AnalogyResult:
+    """The same computation in this process (the session's CPU model, conftest.py): same seed,
+    same device, same thread count."""
     a, b_prime = make_pair()
-    return analogy(a, b_prime, AnalogyParams.from_dict(FAST_PARAMS), engine=Model.load("cpu"))
+    return analogy(a, b_prime, AnalogyParams.from_dict(FAST_PARAMS), engine=engine)
 
 
 @pytest.mark.slow  # two analogies through a real engine process and one in this process
 @pytest.mark.parametrize("raw_upload", [False, True], ids=["png-upload", "raw-upload"])
-def test_job_round_trip(engine: Engine, in_process, raw_upload: bool) -> None:
+def test_job_round_trip(server: Engine, in_process: AnalogyResult, raw_upload: bool) -> None:
     a, b_prime = make_pair()
     started = time.monotonic()
-    answer = engine.submit(a, b_prime, FAST_PARAMS, raw=raw_upload)
-    assert answer.status_code == 201, answer.text
-    job_id = answer.json()["id"]
-    assert answer.json()["state"] == "queued"
+    if raw_upload:  # raw RGBA, as the plug-in's client sends it
+        job_id = server.job(a, b_prime, FAST_PARAMS)
+    else:
+        answer = server.submit(a, b_prime, FAST_PARAMS)
+        assert answer.status_code == 201, answer.text
+        job_id = answer.json()["id"]
+        assert answer.json()["state"] == "queued"
 
-    status, seen = engine.wait(job_id)
+    status, seen = server.wait(job_id)
     print(f"job took {time.monotonic() - started:.2f} s, {len(seen)} polls")
     assert status["state"] == "done", status
     assert status["error"] is None and status["degraded"] is None
@@ -72,8 +78,8 @@ def test_job_round_trip(engine: Engine, in_process, raw_upload: bool) -> None:
     }
     got: dict[str, np.ndarray] = {}
     for name in RESULTS:
-        native = engine.get(f"/v1/jobs/{job_id}/result/{name}")
-        raw = engine.get(f"/v1/jobs/{job_id}/result/{name}", params={"format": "raw"})
+        native = server.get(f"/v1/jobs/{job_id}/result/{name}")
+        raw = server.get(f"/v1/jobs/{job_id}/result/{name}", params={"format": "raw"})
         assert native.status_code == 200 and raw.status_code == 200, (native.text, raw.text)
         assert raw.headers["content-type"] == "application/octet-stream"
         height, width, channels = (int(raw.headers[h]) for h in ("X-Height", "X-Width", "X-Channels"))
@@ -88,6 +94,8 @@ def test_job_round_trip(engine: Engine, in_process, raw_upload: bool) -> None:
             from_raw = np.frombuffer(raw.content, dtype=np.uint8).reshape(height, width, channels)
             if channels == 1:
                 from_raw = from_raw[:, :, 0]
+            # What the plug-in receives (its raw fetch and size check) is the same picture.
+            np.testing.assert_array_equal(server.result(job_id, name), from_raw)
         assert from_native.shape == shapes[name], name
         np.testing.assert_array_equal(from_native, from_raw)
         got[name] = from_native
@@ -99,15 +107,27 @@ def test_job_round_trip(engine: Engine, in_process, raw_upload: bool) -> None:
     np.testing.assert_array_equal(got["flow_ba"], expected.flow_ba)
 
 
-def test_results_of_unfinished_and_unknown_jobs(engine: Engine) -> None:
+def test_plugin_job_round_trip(server: Engine) -> None:
+    """A whole job as the plug-in runs it (tests/gimp/engine.py's `run`: dia_client.run_job):
+    the real algorithm in the process, every image result at its input's size."""
     a, b_prime = make_pair()
-    job_id = engine.submit(a, b_prime, {**FAST_PARAMS, "size": 64}).json()["id"]
-    early = engine.get(f"/v1/jobs/{job_id}/result/a_prime")
+    out = server.run(a, b_prime, {**FAST_PARAMS, "device": "cpu"})
+    assert out["status"]["state"] == "done" and out["status"]["degraded"] is None
+    assert out["status"]["report"]["server"]["device"] == "cpu"
+    assert out["a_prime"].shape == a.shape and out["b"].shape == b_prime.shape
+    assert out["mask_a_prime"].shape == a.shape[:2] and out["mask_b"].shape == b_prime.shape[:2]
+    assert out["a_prime"].std() > 5  # a picture, not a flat fill
+
+
+def test_results_of_unfinished_and_unknown_jobs(server: Engine) -> None:
+    a, b_prime = make_pair()
+    job_id = server.submit(a, b_prime, {**FAST_PARAMS, "size": 64}).json()["id"]
+    early = server.get(f"/v1/jobs/{job_id}/result/a_prime")
     assert early.status_code == 409, early.text
-    assert engine.get(f"/v1/jobs/{job_id}/result/nonsense").status_code == 404
-    assert engine.get(f"/v1/jobs/{'0' * 32}").status_code == 404
-    assert engine.get("/v1/jobs/not-an-id/result/a_prime").status_code == 404
-    assert engine.delete(f"/v1/jobs/{'f' * 32}").status_code == 404
-    assert engine.delete(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
-    bad_format = engine.get(f"/v1/jobs/{job_id}/result/a_prime", params={"format": "jpeg"})
+    assert server.get(f"/v1/jobs/{job_id}/result/nonsense").status_code == 404
+    assert server.get(f"/v1/jobs/{'0' * 32}").status_code == 404
+    assert server.get("/v1/jobs/not-an-id/result/a_prime").status_code == 404
+    assert server.delete(f"/v1/jobs/{'f' * 32}").status_code == 404
+    assert server.delete(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
+    bad_format = server.get(f"/v1/jobs/{job_id}/result/a_prime", params={"format": "jpeg"})
     assert bad_format.status_code in (400, 409)

@@ -1,5 +1,7 @@
-"""Bad input against a real engine: every answer a clean 4xx (or 429), never 5xx, nothing queued,
-and the engine healthy afterwards."""
+"""Bad input: every answer a clean 4xx (or 429), never 5xx, nothing queued, and the engine healthy
+afterwards. Against the API in this process (tests/api_harness.py: the engine's app, job manager,
+protocol guards and uvicorn settings) with a fake analogy function: what is checked happens
+before any job runs."""
 
 from __future__ import annotations
 
@@ -10,35 +12,31 @@ import struct
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import requests
+from api_harness import FakeAnalogy, InProcessApi
 from PIL import Image
-from server_harness import FAST_PARAMS, Engine, job_form, make_pair, png_bytes
+from server_harness import FAST_PARAMS, Engine, EngineApi, job_form, make_pair, png_bytes
 
 MAX_BODY_MB = 4
 QUEUE_SIZE = 2
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    server = Engine(
-        tmp_path_factory.mktemp("bad"),
-        "--device",
-        "cpu",
-        "--lazy-model",
-        "--queue-size",
-        str(QUEUE_SIZE),
-        "--max-body-mb",
-        str(MAX_BODY_MB),
-        hooks=True,
-    ).start()
+def engine() -> Iterator[InProcessApi]:
+    """As `--queue-size 2 --max-body-mb 4` with DIA_TEST_HOOKS=1."""
+    server = InProcessApi(FakeAnalogy(), queue_size=QUEUE_SIZE, max_body=MAX_BODY_MB << 20).start()
     yield server
-    health = server.get("/v1/health")
-    assert health.status_code == 200 and health.json()["queue_length"] == 0
+    health = server.health()
+    assert health is not None and health["queue_length"] == 0
     assert server.stop() == 0, server.log()
+    assert "Traceback" not in server.log(), server.log()
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -56,7 +54,7 @@ def png_claiming(width: int, height: int) -> bytes:
     )
 
 
-def post_parts(engine: Engine, parts: list) -> requests.Response:
+def post_parts(engine: EngineApi, parts: list) -> requests.Response:
     return engine.post("/v1/jobs", files=parts)
 
 
@@ -99,7 +97,7 @@ def expect(answer: requests.Response, status: int, words: str) -> None:
     assert words.lower() in answer.json()["detail"].lower(), answer.json()
 
 
-def assert_nothing_queued(engine: Engine) -> None:
+def assert_nothing_queued(engine: EngineApi) -> None:
     health = engine.get("/v1/health").json()
     assert health["queue_length"] == 0 and health["running"] is None, health
 
@@ -179,12 +177,12 @@ def assert_nothing_queued(engine: Engine) -> None:
         ([GOOD_A, GOOD_B, ("_test_hook", (None, "explode"))], 400, "unknown test hook"),
     ],
 )
-def test_bad_submissions(engine: Engine, parts: list, status: int, words: str) -> None:
+def test_bad_submissions(engine: EngineApi, parts: list, status: int, words: str) -> None:
     expect(post_parts(engine, parts), status, words)
     assert_nothing_queued(engine)
 
 
-def test_not_multipart(engine: Engine) -> None:
+def test_not_multipart(engine: EngineApi) -> None:
     expect(engine.post("/v1/jobs", json={"a": "x"}), 415, "multipart")
     expect(
         engine.post("/v1/jobs", data=b"x", headers={"Content-Type": "multipart/form-data"}), 400, "boundary"
@@ -207,7 +205,7 @@ def test_not_multipart(engine: Engine) -> None:
     assert_nothing_queued(engine)
 
 
-def test_declared_body_too_large(engine: Engine) -> None:
+def test_declared_body_too_large(engine: EngineApi) -> None:
     request = (
         f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{engine.port}\r\nX-DIA-Token: {engine.info['token']}\r\n"
         f"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: {10**12}\r\n\r\n"
@@ -217,7 +215,7 @@ def test_declared_body_too_large(engine: Engine) -> None:
     assert "larger than the limit" in reply
 
 
-def test_streamed_body_too_large_without_content_length(engine: Engine) -> None:
+def test_streamed_body_too_large_without_content_length(engine: EngineApi) -> None:
     chunk = b"\0" * (256 * 1024)
 
     def body():  # a generator: requests sends it chunked, with no Content-Length to check
@@ -234,7 +232,7 @@ def test_streamed_body_too_large_without_content_length(engine: Engine) -> None:
     assert_nothing_queued(engine)
 
 
-def test_sixteen_bit_and_palette_pngs_are_accepted(engine: Engine) -> None:
+def test_sixteen_bit_and_palette_pngs_are_accepted(engine: EngineApi) -> None:
     grey16 = Image.fromarray(A[:, :, 0].astype(np.uint16) * 257)
     buffer = io.BytesIO()
     grey16.save(buffer, format="PNG")
@@ -254,7 +252,26 @@ def test_sixteen_bit_and_palette_pngs_are_accepted(engine: Engine) -> None:
     engine.wait_idle(5)
 
 
-def test_hundred_concurrent_submits(engine: Engine) -> None:
+@pytest.fixture(params=["in-process", pytest.param("process", marks=pytest.mark.slow)])
+def burst_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineApi]:
+    """A fresh engine with the module's options for a burst of 100 clients.
+
+    In this process the server shares the GIL with the 100 client threads and reads requests
+    more slowly, so connections pile up past the default cap of 64 (protocol.py closes the one
+    waiting longest: a reset, by design) — its cap is set above the burst, since what is tested
+    is queue admission. The real process keeps the default cap, as users run it (slow tier)."""
+    if request.param == "in-process":
+        server: Any = InProcessApi(FakeAnalogy(), queue_size=QUEUE_SIZE, max_body=MAX_BODY_MB << 20,
+                                   max_connections=128).start()
+    else:
+        server = Engine(tmp_path, "--device", "cpu", "--lazy-model", "--queue-size", str(QUEUE_SIZE),
+                        "--max-body-mb", str(MAX_BODY_MB), hooks=True).start()
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+def test_hundred_concurrent_submits(burst_engine: EngineApi) -> None:
+    engine = burst_engine
     good = job_form(A, B_PRIME, FAST_PARAMS, extra={"_test_hook": "hold"})
     bad = [GOOD_A, image_part("b_prime", png_claiming(100_000, 100_000))]
 
@@ -272,18 +289,29 @@ def test_hundred_concurrent_submits(engine: Engine) -> None:
     # The queue is checked before a body is read, so the 25 bad uploads meet 413 or 429.
     assert codes[429] >= 100 - 25 - (QUEUE_SIZE + 1)
     # One may start running at once; the rest wait in the queue of QUEUE_SIZE.
-    assert QUEUE_SIZE <= codes[201] <= QUEUE_SIZE + 1
+    assert 1 <= codes[201] <= QUEUE_SIZE + 1
     for answer in answers:
         if answer.status_code == 429:
             assert int(answer.headers["Retry-After"]) >= 1
             assert "queue is full" in answer.json()["detail"]
-        elif answer.status_code == 201:
-            assert engine.delete(f"/v1/jobs/{answer.json()['id']}").status_code == 200
+    # A bad upload holds a queue slot until its body is read, so the burst may end with room
+    # left (fewer than QUEUE_SIZE accepted, a race in any engine): once the first job runs, the
+    # engine must take exactly as many more as the queue holds, and refuse the next one.
+    accepted = [answer.json()["id"] for answer in answers if answer.status_code == 201]
+    engine.wait(accepted[0], states=("running",))
+    while len(accepted) < QUEUE_SIZE + 1:
+        answer = engine.submit(A, B_PRIME, FAST_PARAMS, extra={"_test_hook": "hold"})
+        assert answer.status_code == 201, (len(accepted), answer.text)
+        accepted.append(answer.json()["id"])
+    refused = engine.submit(A, B_PRIME, FAST_PARAMS, extra={"_test_hook": "hold"})
+    assert refused.status_code == 429 and "queue is full" in refused.json()["detail"], refused.text
+    for job_id in accepted:
+        assert engine.delete(f"/v1/jobs/{job_id}").status_code == 200
     engine.wait_idle(5)
     assert engine.get("/v1/health").status_code == 200
 
 
-def test_malformed_http_is_refused_cleanly(engine: Engine) -> None:
+def test_malformed_http_is_refused_cleanly(engine: EngineApi) -> None:
     for garbage in (
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 64 + b"\r\n\r\n",
         b"GET /v1/health HTTP/9.9\r\n\r\n",

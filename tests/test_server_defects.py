@@ -1,7 +1,10 @@
 """Regression tests for the server-side defects of issue 9 (an outside probe of the running engine).
 
-Every test talks to a real `python -m server` process over real loopback sockets (or, for the
-runtime-file rules, to the very functions both the engine and the plug-in use).
+Every test talks over real loopback sockets: to the API in this process (tests/api_harness.py:
+the engine's app, protocol guards and uvicorn settings, a fake analogy function) for what the
+HTTP layer does, and to a real `python -m server` process for what only a process shows (peak
+memory, a file-descriptor limit, start-up over planted runtime files, the start-up lock,
+signals). The runtime-file rules are checked on the very functions the engine and the plug-in use.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from api_harness import FakeAnalogy, InProcessApi
 from plugin_client import load_plugin_client
-from server_harness import REPO, Engine, make_pair, png_bytes
+from server_harness import REPO, Engine, EngineApi, make_pair, png_bytes
 
 from server import runtime_file
+from server.watchdog import Watchdog
 
 dia_client = load_plugin_client()
 
@@ -35,11 +41,11 @@ dia_client = load_plugin_client()
 # helpers: raw HTTP over a socket, so that half requests and trickles are really half and slow
 
 
-def connect(engine: Engine, timeout: float = 10.0) -> socket.socket:
+def connect(engine: EngineApi, timeout: float = 10.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", engine.port), timeout=timeout)
 
 
-def head(engine: Engine, method: str, path: str, extra: str = "", token: bool = True) -> bytes:
+def head(engine: EngineApi, method: str, path: str, extra: str = "", token: bool = True) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{engine.port}"]
     if token:
         lines.append(f"X-DIA-Token: {engine.info['token']}")
@@ -96,19 +102,19 @@ def wait_exit(engine: Engine, timeout: float) -> int:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    server = Engine(
-        tmp_path_factory.mktemp("defects"), "--device", "cpu", "--lazy-model", "--header-timeout", "1.5"
-    ).start()
+def engine() -> Iterator[InProcessApi]:
+    """The API in this process, as `--lazy-model --header-timeout 1.5` without test hooks."""
+    server = InProcessApi(FakeAnalogy(), hooks=False, header_timeout=1.5).start()
     yield server
     assert server.stop() == 0, server.log()
+    assert "Traceback" not in server.log(), server.log()
 
 
 # ---------------------------------------------------------------------------------------------
 # 500 on a huge integer
 
 
-def submit_with_params(engine: Engine, params: str) -> requests.Response:
+def submit_with_params(engine: EngineApi, params: str) -> requests.Response:
     """POST a job of a small valid pair with `params` as the raw JSON text of its params part."""
     a, b_prime = make_pair()
     return engine.post(
@@ -122,7 +128,7 @@ def submit_with_params(engine: Engine, params: str) -> requests.Response:
 
 
 @pytest.mark.parametrize("field", ["ratio", "size", "seed", "weight"])
-def test_huge_integer_param_is_422(engine: Engine, field: str) -> None:
+def test_huge_integer_param_is_422(engine: EngineApi, field: str) -> None:
     params = f'{{"{field}": 1{"0" * 400}}}'  # 400 digits: float() of it overflows
     answer = submit_with_params(engine, params)
     assert answer.status_code == 422, answer.text
@@ -131,12 +137,12 @@ def test_huge_integer_param_is_422(engine: Engine, field: str) -> None:
 
 
 @pytest.mark.parametrize("params", ['{"ratio": 1e400}', '{"ratio": -1e400}', '{"size": 1e400}'])
-def test_overflowing_float_param_is_422(engine: Engine, params: str) -> None:
+def test_overflowing_float_param_is_422(engine: EngineApi, params: str) -> None:
     answer = submit_with_params(engine, params)
     assert answer.status_code == 422, answer.text
 
 
-def test_huge_raw_width_is_400(engine: Engine) -> None:
+def test_huge_raw_width_is_400(engine: EngineApi) -> None:
     a, b_prime = make_pair()
     answer = engine.post(
         "/v1/jobs",
@@ -151,7 +157,7 @@ def test_huge_raw_width_is_400(engine: Engine) -> None:
     assert "a_width" in answer.json()["detail"]
 
 
-def test_huge_content_length_is_json(engine: Engine) -> None:
+def test_huge_content_length_is_json(engine: EngineApi) -> None:
     with connect(engine) as sock:
         sock.sendall(head(engine, "POST", "/v1/jobs", f"Content-Length: {'9' * 5000}\r\n"))
         status, headers, body = read_response(sock)
@@ -183,6 +189,7 @@ def peak_rss_mb(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
+@pytest.mark.slow  # an engine process of its own (its peak memory is what is measured)
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_16bit_png_decodes_in_bounded_memory(tmp_path: Path) -> None:
     """A 7745×7745 16-bit grey PNG (129 KB, just under the 60 MP limit) sent to a real engine.
@@ -224,6 +231,7 @@ def test_16bit_png_decodes_in_bounded_memory(tmp_path: Path) -> None:
 # Connections held forever
 
 
+@pytest.mark.slow  # an engine process of its own (under a file-descriptor limit)
 def test_half_request_lines_are_closed_and_health_still_answers(tmp_path: Path) -> None:
     """With the file limit at 64 and 150 connections that each send half a request line,
     /v1/health still answers at once (the cap closes the oldest idle ones) and every half
@@ -270,7 +278,7 @@ def test_half_request_lines_are_closed_and_health_still_answers(tmp_path: Path) 
         assert engine.stop() == 0, engine.log()
 
 
-def test_partial_request_after_keep_alive_is_closed(engine: Engine) -> None:
+def test_partial_request_after_keep_alive_is_closed(engine: EngineApi) -> None:
     """A kept-alive connection that then sends half a request was never closed (any byte
     cancels uvicorn's keep-alive timer)."""
     with connect(engine) as sock:
@@ -284,7 +292,7 @@ def test_partial_request_after_keep_alive_is_closed(engine: Engine) -> None:
         assert 1.0 < time.monotonic() - started < 4.0
 
 
-def test_idle_connection_that_sends_nothing_is_closed(engine: Engine) -> None:
+def test_idle_connection_that_sends_nothing_is_closed(engine: EngineApi) -> None:
     with connect(engine) as sock:
         assert closed_by_server(sock, 5.0) == b""
 
@@ -293,7 +301,7 @@ def test_idle_connection_that_sends_nothing_is_closed(engine: Engine) -> None:
 # Slow uploads hold the queue
 
 
-def trickle(engine: Engine, answers: list[bytes], interval: float = 0.3) -> threading.Thread:
+def trickle(engine: EngineApi, answers: list[bytes], interval: float = 0.3) -> threading.Thread:
     """POST /v1/jobs whose body arrives one byte every `interval` s until the server answers."""
 
     def run() -> None:
@@ -330,28 +338,34 @@ def trickle(engine: Engine, answers: list[bytes], interval: float = 0.3) -> thre
     return thread
 
 
-def test_trickled_upload_is_refused_and_visible_in_health(tmp_path: Path) -> None:
+def test_trickled_upload_is_refused_and_visible_in_health() -> None:
     """One byte every 0.3 s: before, it held its queue slot indefinitely, /v1/health showed an
     empty engine and --idle-exit never fired. Now health counts it under "uploads", it gets a
-    408 after --body-timeout (1 s here), and the idle engine then exits."""
-    engine = Engine(
-        tmp_path, "--device", "cpu", "--lazy-model", "--body-timeout", "1", "--idle-exit", "3"
-    ).start()
-    try:
-        answers: list[bytes] = []
-        thread = trickle(engine, answers)
-        time.sleep(0.5)
-        health = engine.get("/v1/health").json()
-        assert health["uploads"] == 1 and health["queue_length"] == 0, health
-        thread.join(10)
-        assert answers, "the trickling upload was never answered"
-        assert answers[0].startswith(b"HTTP/1.1 408 "), answers[0][:200]
-        assert b"too slow" in answers[0] and b"application/json" in answers[0]
-        assert engine.get("/v1/health").json()["uploads"] == 0
-        assert wait_exit(engine, 10) == 0
-        assert "idle" in engine.log()
-    finally:
-        engine.stop()
+    408 after --body-timeout (1 s here), and the engine's idle watchdog (--idle-exit 3, the
+    engine's own Watchdog over the job manager, as __main__ wires it) then fires. That the
+    watchdog's stop ends the process is test_server_lifecycle's test_idle_exit."""
+    stops: list[str] = []
+    with InProcessApi(FakeAnalogy(), hooks=False, body_timeout=1) as engine:
+        watchdog = Watchdog(stops.append, engine.manager.idle_seconds, idle_exit=3, parent_pid=None)
+        watchdog.start()
+        try:
+            answers: list[bytes] = []
+            thread = trickle(engine, answers)
+            time.sleep(0.5)
+            health = engine.health()
+            assert health["uploads"] == 1 and health["queue_length"] == 0, health
+            thread.join(10)
+            assert answers, "the trickling upload was never answered"
+            assert answers[0].startswith(b"HTTP/1.1 408 "), answers[0][:200]
+            assert b"too slow" in answers[0] and b"application/json" in answers[0]
+            assert engine.health()["uploads"] == 0
+            assert not stops, stops  # not idle while the upload held its slot
+            deadline = time.monotonic() + 10
+            while not stops and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert stops and "idle" in stops[0], stops
+        finally:
+            watchdog.cancel()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,6 +405,7 @@ def test_runtime_file_reader_trusts_only_a_private_regular_file(tmp_path: Path) 
             assert time.monotonic() - started < 1.0, (read.__module__, path.name)
 
 
+@pytest.mark.slow  # an engine process of its own, each
 @pytest.mark.parametrize("plant", ["fifo", "dev_zero"])
 def test_engine_starts_over_a_planted_fifo_or_device(tmp_path: Path, plant: str) -> None:
     """Before: a FIFO at the runtime-file path hung the start (open blocks) and a link to
@@ -409,6 +424,7 @@ def test_engine_starts_over_a_planted_fifo_or_device(tmp_path: Path, plant: str)
     assert not path.exists()
 
 
+@pytest.mark.slow  # two engine processes
 def test_planted_file_pointing_at_another_engine_does_not_stop_start(tmp_path: Path) -> None:
     """Before: a runtime file copied from another live engine made a new engine exit with
     "already running". Now the lock beside the file decides, not what the file says."""
@@ -434,6 +450,7 @@ def test_planted_file_pointing_at_another_engine_does_not_stop_start(tmp_path: P
 # Two engines started at the same instant
 
 
+@pytest.mark.slow  # two engine processes
 def test_two_engines_started_together_one_serves(tmp_path: Path) -> None:
     path = tmp_path / "engine.json"
     cmd = [sys.executable, "-m", "server", "--runtime-file", str(path), "--lazy-model", "--device", "cpu"]
@@ -456,10 +473,8 @@ def test_two_engines_started_together_one_serves(tmp_path: Path) -> None:
         assert "already running" in stderr
         info = json.loads(path.read_text())
         assert info["pid"] == serving[0].pid
-        engine = Engine(tmp_path)
-        engine.info = info
-        engine.session.headers["X-DIA-Token"] = info["token"]
-        assert engine.get("/v1/health").status_code == 200
+        engine = Engine(tmp_path).attach(info)
+        assert engine.health() is not None  # answers the plug-in with the published token
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -474,6 +489,7 @@ def test_two_engines_started_together_one_serves(tmp_path: Path) -> None:
 # Shutdown edges and error format
 
 
+@pytest.mark.slow  # an engine process of its own; the same in this process below
 def test_sigterm_during_upload_answers_json(tmp_path: Path) -> None:
     """Before: the upload's handler was cancelled 3 s into the graceful shutdown and uvicorn
     answered a plain-text 500. Now it is told at once and answers 503 JSON."""
@@ -500,6 +516,32 @@ def test_sigterm_during_upload_answers_json(tmp_path: Path) -> None:
         engine.stop()
 
 
+def test_shutdown_during_upload_answers_json() -> None:
+    """The same defect in this process: when shutdown begins (what SIGTERM starts: uvicorn's
+    should_exit, the engine's EngineServer telling the app), an upload still being read is
+    answered 503 JSON at once instead of a plain-text 500 three seconds later."""
+    engine = InProcessApi(FakeAnalogy(), hooks=False).start()
+    try:
+        with connect(engine) as sock:
+            extra = "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n"
+            sock.sendall(head(engine, "POST", "/v1/jobs", extra) + b"--x\r\n")
+            deadline = time.monotonic() + 5
+            while engine.health()["uploads"] != 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            started = time.monotonic()
+            assert engine.server is not None
+            engine.server.should_exit = True
+            status, headers, body = read_response(sock)
+            took = time.monotonic() - started
+        assert status == 503 and headers["content-type"] == "application/json"
+        assert "shutting down" in json.loads(body)["detail"]
+        assert took < 2.0
+    finally:
+        assert engine.stop() == 0, engine.log()
+
+
+@pytest.mark.slow  # an engine process of its own
 def test_sighup_removes_runtime_file(tmp_path: Path) -> None:
     engine = Engine(tmp_path, "--device", "cpu", "--lazy-model").start()
     try:
@@ -510,7 +552,7 @@ def test_sighup_removes_runtime_file(tmp_path: Path) -> None:
         engine.stop()
 
 
-def test_damaged_png_message_has_no_memory_address(engine: Engine) -> None:
+def test_damaged_png_message_has_no_memory_address(engine: EngineApi) -> None:
     a, b_prime = make_pair()
     good = png_bytes(a)
     bad_crc = good[:29] + b"\0\0\0\0" + good[33:]  # IHDR's CRC zeroed
@@ -538,7 +580,7 @@ def test_damaged_png_message_has_no_memory_address(engine: Engine) -> None:
     ],
     ids=["request-line", "header-line", "huge-header", "two-lengths"],
 )
-def test_protocol_errors_are_json(engine: Engine, pieces: list[bytes]) -> None:
+def test_protocol_errors_are_json(engine: EngineApi, pieces: list[bytes]) -> None:
     """h11 refuses these before the application sees them; before, uvicorn answered text/plain."""
     with connect(engine) as sock:
         for piece in pieces:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,8 +34,10 @@ STATS_REL = 6e-3  # 3 significant digits: ±0.5 in the last digit is ≤ 1.5e-3,
 
 
 @pytest.fixture(scope="module")
-def vgg() -> VGG19:
-    return VGG19.pretrained("cpu")
+def vgg(engine: Any) -> VGG19:
+    """The session's CPU model's network (conftest.py, VGG19.pretrained through Engine.load):
+    the weights load once per run; their loading is timed on its own below."""
+    return engine.vgg
 
 
 def synthetic(h: int = 64, w: int = 96) -> torch.Tensor:
