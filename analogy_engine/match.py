@@ -46,7 +46,15 @@ def project(first: Tensor, second: Tensor, dims: int | None, sample: int = 8192)
         return first, second
     rows = torch.cat([first.reshape(-1, d), second.reshape(-1, d)])
     subset = rows[:: max(1, rows.shape[0] // sample)]
-    _, vectors = torch.linalg.eigh(subset.T @ subset)
+    moment = subset.T @ subset
+    # A flat image gives a moment of rank one, on which LAPACK's eigh may fail to converge. A
+    # ridge of c·I leaves the eigenvectors as they are (it only shifts every eigenvalue by c).
+    ridge = 1e-6 * float(moment.diagonal().mean().clamp_min(1e-12))
+    moment = moment + ridge * torch.eye(d, dtype=moment.dtype, device=moment.device)
+    try:
+        _, vectors = torch.linalg.eigh(moment)
+    except torch.linalg.LinAlgError:  # still no convergence: match on every channel instead
+        return first, second
     basis = vectors[:, -dims:].to(first.dtype)
     return (first @ basis).contiguous(), (second @ basis).contiguous()
 
