@@ -269,3 +269,13 @@ def test_every_public_name_resolves() -> None:
     assert analogy_engine.to_rgb8 is imageio.to_rgb8
     grey16 = Image.fromarray(np.full((3, 4), 65535, np.uint16))
     assert analogy_engine.to_rgb8(grey16).tolist() == np.full((3, 4, 3), 255, np.uint8).tolist()
+
+
+@pytest.mark.parametrize("preset", ["balanced", "fast"])
+def test_flat_pair_is_not_an_internal_error(preset: str, engine: Engine) -> None:
+    """Found by the API fuzz: two flat white images gave features whose second moment has rank
+    one; torch.linalg.eigh did not converge in the principal-component projection and the job
+    ended in an internal error. A flat pair has a flat analogy."""
+    white = np.full((64, 64, 3), 255, np.uint8)
+    result = analogy(white, white.copy(), AnalogyParams(size=32, preset=preset), engine=engine)
+    assert (result.a_prime == 255).all() and (result.b == 255).all()

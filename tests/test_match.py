@@ -274,17 +274,12 @@ def test_sample_at_whole_cells_is_warp() -> None:
     assert torch.allclose(fields.sample(values, field.float()), warp(values, field), atol=1e-5)
 
 
-def test_project_survives_flat_features_and_keeps_dot_products() -> None:
-    """A flat white pair (found by the API fuzz) gave a rank-one moment on which eigh did not
-    converge: the analogy ended in an internal error. Projection must work there, and on ordinary
-    features keep dot products about as well as before (the ridge does not move eigenvectors)."""
-    flat = torch.ones(8, 8, 64) / 8.0
-    first, second = match.project(flat, flat.clone(), 16)
-    assert first.shape == (8, 8, 16) or first.shape == (8, 8, 64)
-    assert torch.isfinite(first).all() and torch.isfinite(second).all()
-    torch.testing.assert_close((first * second).sum(-1), (flat * flat).sum(-1), rtol=1e-4, atol=1e-5)
+
+def test_project_keeps_dot_products_of_low_rank_features() -> None:
+    """The ridge that keeps eigh converging on flat images (test_api) leaves eigenvectors alone:
+    features of rank 4 projected on 8 dimensions keep their dot products."""
     generator = torch.Generator().manual_seed(0)
     low_rank = torch.randn(8, 8, 4, generator=generator) @ torch.randn(4, 32, generator=generator)
     a, b = match.project(low_rank, low_rank.flip(0), 8)
-    assert a.shape == (8, 8, 8)  # rank 4 fits in 8 dimensions: dot products are exact
+    assert a.shape == (8, 8, 8)
     torch.testing.assert_close((a * b).sum(-1), (low_rank * low_rank.flip(0)).sum(-1), rtol=1e-4, atol=1e-4)
