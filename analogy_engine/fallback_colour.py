@@ -14,8 +14,10 @@ area, and the rebuilt image copies it as a flat patch of a wrong colour (a blotc
    source image at full resolution. The structure (edges, eyes, folds) is the source's own; the
    colour and tone are those the confident matches around it gave.
 
-`blend` mixes the two with a smooth weight from the confidence: where it is high the matched
-result is kept unchanged; where it is low the colour transfer takes over, with no seam.
+`fill` adds the matched result's own fine detail to the colour transfer (brush strokes and grain
+are the look's, wherever they were copied from; a flat blotch has none) and `blend`s the two with
+a smooth weight from the confidence: where it is high the matched result is kept unchanged; where
+it is low the colour transfer takes over, with no seam.
 
 All functions take and return torch tensors: images (3, H, W) in 0..1, fields (H, W, 2) (y, x)
 in the other grid's cells, maps (H, W).
@@ -38,6 +40,8 @@ LOW, HIGH = 0.2, 0.6
 # Regularisation of the local colour models (0..1 colour units squared): larger keeps less of
 # the source's own contrast and more of the neighbours' mean colour.
 EPS = 0.01
+# Radius, as a share of the shorter side, of the box whose residue is the result's fine detail.
+DETAIL = 1 / 250
 # Mean weight a window needs before its own model is trusted over the next coarser one.
 SUPPORT = 0.25
 
@@ -168,10 +172,15 @@ def fit(guide: Tensor, target: Tensor, conf: Tensor, eps: float = EPS, support: 
 
 def apply(coeffs: Tensor, guide: Tensor) -> Tensor:
     """The colour models (12, h, w) on a guide (3, H, W) of any size (coefficients resized
-    bilinearly, as the fast guided filter does): (3, H, W), clamped to 0..1."""
-    c = resize_map(coeffs, (guide.shape[1], guide.shape[2]))
-    m = c[:9].reshape(3, 3, *c.shape[1:])
-    out = (m * guide[:, None]).sum(0) + c[9:]
+    bilinearly, as the fast guided filter does): (3, H, W), clamped to 0..1. One coefficient is
+    resized at a time, so a 12-megapixel guide needs a few full-size planes, not twelve."""
+    hw = (guide.shape[1], guide.shape[2])
+    out = torch.empty_like(guide)
+    for j in range(3):
+        plane = resize_map(coeffs[9 + j], hw).clone()
+        for i in range(3):
+            plane += resize_map(coeffs[3 * i + j], hw) * guide[i]
+        out[j] = plane
     return out.clamp(0.0, 1.0)
 
 
@@ -199,8 +208,15 @@ def fill(guide: Tensor, result: Tensor, conf: Tensor, low: float = LOW, high: fl
     """The matched `result` (3, H, W) with its low-confidence regions replaced by the colour
     transfer onto `guide` (the source, same size). `conf` (h, w) is `confidence` on the working
     grid; the models are fitted there, weighted by the share kept, and the blend weight is
-    softened over a few cells so that no seam shows where the two meet."""
+    softened over a few cells so that no seam shows where the two meet.
+
+    The replacement keeps the result's own fine detail (what a box of `DETAIL` of the shorter
+    side takes away: brush strokes, hatching, grain): a blotch is a wrong colour over a region,
+    and the look's texture is still the look's. A flat blotch has no detail to give back.
+    """
     keep = weight(conf, low, high)
     fallback = colour_transfer(guide, result, keep, (conf.shape[0], conf.shape[1]))
+    radius = max(1, round(min(result.shape[1], result.shape[2]) * DETAIL))
+    fallback = (fallback + result - box_filter(result, radius)).clamp(0.0, 1.0)
     soft = box_filter(keep[None], max(1, round(min(conf.shape) / 100)))[0]
     return blend(result, fallback, soft)
