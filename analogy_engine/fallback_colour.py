@@ -170,22 +170,26 @@ def fit(guide: Tensor, target: Tensor, conf: Tensor, eps: float = EPS, support: 
     return coeffs
 
 
-def apply(coeffs: Tensor, guide: Tensor) -> Tensor:
+def apply(coeffs: Tensor, guide: Tensor, step: Callable[[], None] | None = None) -> Tensor:
     """The colour models (12, h, w) on a guide (3, H, W) of any size (coefficients resized
     bilinearly, as the fast guided filter does): (3, H, W), clamped to 0..1. One coefficient is
-    resized at a time, so a 12-megapixel guide needs a few full-size planes, not twelve."""
+    resized at a time, so a 12-megapixel guide needs a few full-size planes, not twelve.
+    `step()` is called between planes (cancellation at full resolution)."""
     hw = (guide.shape[1], guide.shape[2])
     out = torch.empty_like(guide)
     for j in range(3):
         plane = resize_map(coeffs[9 + j], hw).clone()
         for i in range(3):
             plane += resize_map(coeffs[3 * i + j], hw) * guide[i]
+            if step is not None:
+                step()
         out[j] = plane
     return out.clamp(0.0, 1.0)
 
 
 def colour_transfer(
-    guide: Tensor, result: Tensor, conf: Tensor, fit_hw: tuple[int, int], eps: float = EPS
+    guide: Tensor, result: Tensor, conf: Tensor, fit_hw: tuple[int, int], eps: float = EPS,
+    step: Callable[[], None] | None = None,
 ) -> Tensor:
     """The source `guide` (3, H, W) recoloured by the result's confident colours: (3, H, W).
 
@@ -195,7 +199,7 @@ def colour_transfer(
     small_guide = resize_map(guide, fit_hw)
     small_result = resize_map(result, fit_hw)
     coeffs = fit(small_guide, small_result, resize_map(conf, fit_hw), eps)
-    return apply(coeffs, guide)
+    return apply(coeffs, guide, step)
 
 
 def blend(result: Tensor, fallback: Tensor, keep: Tensor) -> Tensor:
@@ -204,19 +208,25 @@ def blend(result: Tensor, fallback: Tensor, keep: Tensor) -> Tensor:
     return fallback + k * (result - fallback)
 
 
-def fill(guide: Tensor, result: Tensor, conf: Tensor, low: float = LOW, high: float = HIGH) -> Tensor:
+def fill(
+    guide: Tensor, result: Tensor, conf: Tensor, low: float = LOW, high: float = HIGH,
+    step: Callable[[], None] | None = None,
+) -> Tensor:
     """The matched `result` (3, H, W) with its low-confidence regions replaced by the colour
     transfer onto `guide` (the source, same size). `conf` (h, w) is `confidence` on the working
     grid; the models are fitted there, weighted by the share kept, and the blend weight is
-    softened over a few cells so that no seam shows where the two meet.
+    softened over a few cells so that no seam shows where the two meet. `step()` is called
+    between the full-resolution passes (cancellation).
 
     The replacement keeps the result's own fine detail (what a box of `DETAIL` of the shorter
     side takes away: brush strokes, hatching, grain): a blotch is a wrong colour over a region,
     and the look's texture is still the look's. A flat blotch has no detail to give back.
     """
+    tick = step if step is not None else (lambda: None)
     keep = weight(conf, low, high)
-    fallback = colour_transfer(guide, result, keep, (conf.shape[0], conf.shape[1]))
+    fallback = colour_transfer(guide, result, keep, (conf.shape[0], conf.shape[1]), step=tick)
     radius = max(1, round(min(result.shape[1], result.shape[2]) * DETAIL))
     fallback = (fallback + result - box_filter(result, radius)).clamp(0.0, 1.0)
+    tick()
     soft = box_filter(keep[None], max(1, round(min(conf.shape) / 100)))[0]
     return blend(result, fallback, soft)

@@ -411,8 +411,7 @@ def _reconstruct(
     patch = settings.preset.full_res_patch
     flow, image = upscale(d.carried, tgt_hw, _hw(src_full), tgt_full, patch, work.check)
     if conf is not None and settings.fallback:
-        image = fallback_colour.fill(src_full, image, conf)
-        work.check()
+        image = fallback_colour.fill(src_full, image, conf, step=work.check)
     if settings.refine:
         image = refine(src_full, image, step=work.check)
     measured = conf if conf is not None else d.similarity
