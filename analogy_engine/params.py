@@ -255,6 +255,10 @@ class AnalogyParams(OptionParams):
     refine: bool | None = option_field(None, kind=bool, nullable=True,
                                        help="edge-aware refinement guided by the source "
                                        "(default: on for photo-to-photo)")
+    fallback: bool = option_field(True, kind=bool,
+                                  help="where a region has no true counterpart (low match confidence), "
+                                  "recolour its own structure with the confident matches' colours instead "
+                                  "of copying mismatched patches")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnalogyParams:
@@ -277,6 +281,7 @@ class Settings:
     alphas: tuple[float, float, float, float]
     ratio: float
     refine: bool
+    fallback: bool = True
 
 
 def resolve(params: AnalogyParams, preset: Preset | None = None) -> Settings:
@@ -288,6 +293,7 @@ def resolve(params: AnalogyParams, preset: Preset | None = None) -> Settings:
         alphas=ALPHAS[weight],
         ratio=float(params.ratio if params.ratio is not None else defaults["ratio"]),
         refine=bool(params.refine if params.refine is not None else defaults["refine"]),
+        fallback=params.fallback,
     )
 
 

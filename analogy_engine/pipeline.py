@@ -21,7 +21,7 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-from . import fields, match
+from . import fallback_colour, fields, match
 from .devices import resolve_device
 from .imageio import check_size
 from .invert import invert
@@ -40,6 +40,7 @@ from .upscale import upscale
 from .vgg import VGG19, preprocess
 
 MASK_THRESHOLD = 0.05  # of the min–max-normalised squared feature magnitude (the paper's τ)
+CONFIDENCE_LEVEL = 4  # relu4_1: the round trip must come back to the same kind of place
 
 
 @dataclass
@@ -370,9 +371,13 @@ def analogy(
         ab, ba = match_pyramids(schedule, pyramids, settings, engine.vgg, work, timer, generator, observe)
         t = time.perf_counter()
         work.begin("reconstructing at full resolution")
+        pair = pyramids[schedule.steps[-1].pyramid]
         outputs = {}
         for d, src_full, tgt_full, tgt_hw in ((ab, a_full, b_full, b_hw), (ba, b_full, a_full, a_hw)):
-            outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work)
+            back = ba if d is ab else ab
+            assert d.carried is not None and back.carried is not None
+            conf = fallback_colour.confidence(pair[d.own][CONFIDENCE_LEVEL], d.carried, back.carried)
+            outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work, conf)
             work.add(schedule.reconstruct_units / 2)
         timer.add("reconstruction", t)
 
@@ -393,16 +398,25 @@ def analogy(
 
 def _reconstruct(
     d: _Direction, src_full: Tensor, tgt_full: Tensor, tgt_hw: tuple[int, int], settings: Settings,
-    work: _Work,
+    work: _Work, conf: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(image, flow, confidence) at the source's full size from the working-size field."""
+    """(image, flow, confidence) at the source's full size from the working-size field.
+
+    `conf` is the measured confidence on the working grid (`fallback_colour.confidence`): where
+    it is low, and `settings.fallback` is on, the source recoloured by the confident matches'
+    colours replaces the copied patches; it is also the confidence returned. Without it (the
+    animation's frames) the level-1 patch similarity is returned and nothing is replaced.
+    """
     assert d.field is not None and d.similarity is not None
     patch = settings.preset.full_res_patch
     flow, image = upscale(d.carried, tgt_hw, _hw(src_full), tgt_full, patch, work.check)
+    if conf is not None and settings.fallback:
+        image = fallback_colour.fill(src_full, image, conf, step=work.check)
     if settings.refine:
         image = refine(src_full, image, step=work.check)
+    measured = conf if conf is not None else d.similarity
     confidence = F.interpolate(
-        d.similarity[None, None], size=_hw(src_full), mode="bilinear", align_corners=False
+        measured[None, None].float(), size=_hw(src_full), mode="bilinear", align_corners=False
     )[0, 0].clamp(0, 1)
     return image, flow, confidence
 

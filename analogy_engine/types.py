@@ -30,7 +30,9 @@ class AnalogyResult:
 
     Images are (H, W, 3) uint8 RGB. Flows are float32 (H, W, 2) holding, for each pixel of the
     source, the (x, y) position in the other image's full-resolution pixel coordinates.
-    Confidences are float32 (H, W) in 0..1 (match similarity), suitable as layer masks.
+    Confidences are float32 (H, W) in 0..1, suitable as layer masks: how far each pixel's match
+    can be trusted (the round trip through both fields comes back to the same kind of place,
+    `fallback_colour.confidence`); where it is low the fallback recoloured the source instead.
     """
 
     a_prime: np.ndarray  # A's structure, B′'s look; shape of A
