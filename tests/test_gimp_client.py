@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -294,7 +295,8 @@ def test_animate_job_through_the_client(engine: Engine) -> None:
     assert info["results"] == ["frame_0001", "frame_0002", "frame_0003"]
     fractions = [f for f, _t in seen if f is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert any("frame 2" in t for _f, t in seen), seen  # the stage text names the frame
+    # The stage text names the frame (which ones a 0.3 s poll sees depends on the machine's speed).
+    assert any(re.search(r"frame [123]/3: ", t) for _f, t in seen), seen
     want = engine.animate(b_prime, frames, {**params, "independent": False})
     for name, expected in zip(sorted(results), want, strict=True):
         got = np.frombuffer(results[name].data, np.uint8).reshape(32, 40, 3)
