@@ -149,6 +149,7 @@ def test_animate_job_gives_the_engines_frames(real_api: Any, engine: Any) -> Non
     assert real_api.get(f"/v1/jobs/{status['id']}/result/frame_0004").status_code == 404
 
 
+@pytest.mark.slow  # a second animation (5 s); the coherent one above keeps the route in the quick tier
 def test_animate_independent_is_the_frames_alone(real_api: Any, engine: Any) -> None:
     frames, b_prime = pan(2), picture(48, 40, 9)
     status = run(real_api, "/v1/animate", form({**ANIMATE, "independent": True}, b_prime=b_prime,
