@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .imageio import load_image, save_png
+from .paint.output import FILES as PAINT_FILES
 from .paint.output import write_painting
 from .paint.params import BRUSH_NAMES, PaintParams, paint_image
 from .params import AnalogyParams, OptionParams, ParamsError
@@ -27,38 +28,37 @@ P = TypeVar("P", bound=OptionParams)
 OUTPUTS = ("a_prime.png", "b.png", "flow_ab.npy", "flow_ba.npy", "report.json")
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad options end in the contract's one-line error, not argparse's usage dump."""
+class Parser(argparse.ArgumentParser):
+    """Bad options end in the contract's one-line error, not argparse's usage dump (the analogy,
+    paint and animate commands)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def add_params_arguments(
-    parser: argparse.ArgumentParser, params: type[OptionParams] = AnalogyParams, prefix: str = ""
-) -> None:
+def add_params_arguments(parser: argparse.ArgumentParser, params: type[OptionParams] = AnalogyParams) -> None:
     """One flag per field of `params` (AnalogyParams, PaintParams), from the field's Option
-    (params.py); `prefix` namespaces them when one command takes two kinds (--paint-brush)."""
+    (params.py)."""
     for name, (option, default) in params.options().items():
-        flag = "--" + prefix + name.replace("_", "-")
+        flag = "--" + name.replace("_", "-")
         if option.kind is bool:
-            parser.add_argument(flag, dest=(prefix + name).replace("-", "_"),
-                                action=argparse.BooleanOptionalAction, default=default, help=option.help)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=option.help)
             continue
         kwargs: dict = {"type": option.kind, "default": default, "help": option.help}
         if option.choices:
             kwargs["choices"] = option.choices
         if option.metavar:
             kwargs["metavar"] = option.metavar
-        parser.add_argument(flag, dest=(prefix + name).replace("-", "_"), **kwargs)
+        parser.add_argument(flag, **kwargs)
 
 
-def params_from(args: argparse.Namespace, params: type[P] = AnalogyParams, prefix: str = "") -> P:  # type: ignore[assignment]
-    return params(**{name: getattr(args, (prefix + name).replace("-", "_")) for name in params.options()})
+def params_from(args: argparse.Namespace, params: type[P] = AnalogyParams) -> P:  # type: ignore[assignment]
+    return params(**{name: getattr(args, name) for name in params.options()})
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m analogy_engine",
         description="Deep Image Analogy: A′ (A's structure, B′'s look) and B (B′'s structure, A's look).",
     )
@@ -105,6 +105,11 @@ def run_guarded(run: Callable[[], dict], too_big: str) -> tuple[int, dict | None
         return 3, None
 
 
+def write_report(out: Path, report: dict) -> None:
+    """report.json of the analogy, paint and animate commands."""
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
 def paint_params_from(args: argparse.Namespace, params: AnalogyParams) -> PaintParams | None:
     """--paint N: A′ painted with N strokes, on the analogy's device and seed (None: no painting)."""
     if not args.paint:
@@ -138,10 +143,9 @@ def run(args: argparse.Namespace) -> dict:
     inputs = {"a": str(args.a), "b_prime": str(args.b_prime)}
     report = dict(result.report, inputs=inputs, outputs=list(OUTPUTS))
     if painting:
-        painted_report = write_painting(out, painted, result.a_prime.shape[:2])
-        report["outputs"] += painted_report.pop("outputs")[:2]  # painting.png, strokes.svg
-        report["painting"] = painted_report
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        report["painting"] = write_painting(out, painted, result.a_prime.shape[:2])
+        report["outputs"] += PAINT_FILES
+    write_report(out, report)
     return report
 
 

@@ -41,6 +41,17 @@ MIN_FRAMES = 2
 MAX_FRAMES = 200
 MAX_ANIMATION_PIXELS = 256 * 2**20
 
+
+def frame_part(number: int) -> str:
+    """The upload part of frame `number` (1 = the first shown): frame_1, frame_2, …"""
+    return f"frame_{number}"
+
+
+def frame_name(number: int) -> str:
+    """The result of frame `number` (1 = the first shown): frame_0001, … (the animate CLI's files
+    are these names plus .png)."""
+    return f"frame_{number:04d}"
+
 MIN_SIZE = 32  # working side in pixels: two cells of the 16× coarser relu5_1 map
 MAX_SIZE = 2048  # working side; beyond this VGG matching costs grow with no visible gain
 MIN_INPUT_SIDE = 8

@@ -19,7 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from analogy_engine import AnalogyParams, ParamsError
-from analogy_engine.contract import MAX_ANIMATION_PIXELS, MAX_FRAMES, MIN_FRAMES, PAINT_RESULT_PARTS
+from analogy_engine.contract import (
+    MAX_ANIMATION_PIXELS,
+    MAX_FRAMES,
+    MIN_FRAMES,
+    PAINT_RESULT_PARTS,
+    frame_name,
+    frame_part,
+)
 from analogy_engine.paint.params import PaintParams
 from analogy_engine.params import OptionParams
 
@@ -31,7 +38,7 @@ from .images import clean_message, decode_part, encode_npy, encode_png, part_siz
 from .jobs import RESULT_NAMES, Job, JobManager, QueueFull, UnknownJob, new_id
 from .models import JobStatus
 from .security import SecurityMiddleware, send_error
-from .tasks import PendingImage, animate_task, frame_name, paint_task
+from .tasks import PendingImage, animate_task, paint_task
 from .test_hooks import NAMES as TEST_HOOKS
 from .uploads import MAX_PARTS, FormReader, Part
 
@@ -48,7 +55,7 @@ def image_fields(*labels: str) -> frozenset[str]:
 
 FORM_FIELDS = image_fields("a", "b_prime") | {"params"}
 PAINT_FIELDS = image_fields("image", "style") | {"params"}
-FRAME_LABELS = tuple(f"frame_{k}" for k in range(1, MAX_FRAMES + 1))
+FRAME_LABELS = tuple(frame_part(k) for k in range(1, MAX_FRAMES + 1))
 ANIMATE_FIELDS = image_fields("b_prime", *FRAME_LABELS) | {"params"}
 
 def form_schema(params: dict[str, Any], about: str, required: list[str], images: list[str],
@@ -196,7 +203,7 @@ def create_app(
                       f"B' {b_prime.shape[1]}x{b_prime.shape[0]}{', independent' if independent else ''}")
             return Job(id=new_id(), params=params, device=job_device, kind="animate",
                        task=animate_task(frames, b_prime, params, independent),
-                       result_names=tuple(frame_name(i) for i in range(len(frames))), inputs=inputs)
+                       result_names=tuple(frame_name(k) for k in range(1, len(frames) + 1)), inputs=inputs)
 
         return await accept(request, ANIMATE_FIELDS, frozenset({"b_prime", *FRAME_LABELS}), make_job)
 
@@ -354,23 +361,18 @@ def parse_animate_params(part: Part | None) -> tuple[AnalogyParams, bool]:
 def pending_frames(parts: dict[str, Part]) -> list[PendingImage]:
     """frame_1 … frame_N (no gaps), sizes checked from their headers, pixels left undecoded."""
     count = 0
-    while f"frame_{count + 1}" in parts:
+    while count < MAX_FRAMES and FRAME_LABELS[count] in parts:
         count += 1
-    stray = sorted((n for n in parts if n.startswith("frame_") and n.count("_") == 1
-                    and int(n[6:]) > count), key=lambda n: int(n[6:]))
-    if stray:
-        raise ApiError(400, f"{stray[0]} was sent but frame_{count + 1} was not: frames are numbered "
+    stray = next((label for label in FRAME_LABELS[count:] if label in parts), None)
+    if stray is not None:
+        raise ApiError(400, f"{stray} was sent but {frame_part(count + 1)} was not: frames are numbered "
                        "from frame_1 without gaps")
     if count < MIN_FRAMES:
         raise ApiError(400, f"an animation needs at least {MIN_FRAMES} frames (frame_1, frame_2, …), "
                        f"got {count}")
     frames = []
-    for k in range(1, count + 1):
-        label = f"frame_{k}"
-        part = parts[label]
-        width, height = (parts.get(f"{label}_{side}") for side in ("width", "height"))
-        w, h = part_size(part.data, part.content_type, width.data if width else None,
-                         height.data if height else None, label)
+    for label in FRAME_LABELS[:count]:
+        w, h = part_size(*image_part(parts, label), label)
         if frames and (w, h) != (frames[0].width, frames[0].height):
             raise ApiError(400, f"{label} is {w}×{h}, frame_1 is {frames[0].width}×{frames[0].height}: "
                            "all frames must have one size")
@@ -404,14 +406,19 @@ def parse_hook(part: Part | None) -> str | None:
     return hook
 
 
-def decode_image(parts: dict[str, Part], label: str) -> Any:
+def image_part(
+    parts: dict[str, Part], label: str
+) -> tuple[bytearray, str, bytearray | None, bytearray | None]:
+    """An image part's bytes, content type and declared width and height (raw RGBA only)."""
     part = parts.get(label)
     if part is None:
         raise ApiError(400, f"missing form part {label!r} (the image)")
     width, height = parts.get(f"{label}_width"), parts.get(f"{label}_height")
-    return decode_part(
-        part.data, part.content_type, width.data if width else None, height.data if height else None, label
-    )
+    return part.data, part.content_type, width.data if width else None, height.data if height else None
+
+
+def decode_image(parts: dict[str, Part], label: str) -> Any:
+    return decode_part(*image_part(parts, label), label)
 
 
 def result_response(array: np.ndarray | str, name: str, fmt: str | None) -> Response:

@@ -56,11 +56,8 @@ def png_size(data: bytes | bytearray, label: str) -> tuple[int, int]:
     return width, height
 
 
-def decode_png(data: bytes | bytearray, label: str) -> np.ndarray:
-    if not bytes(data[:8]) == PNG_SIGNATURE:
-        raise ApiError(415, f"{label}: not a PNG file (only PNG or raw RGBA are accepted)")
-    width, height = png_size(data, label)
-    check_dimensions(width, height, label)
+def decode_png(data: bytes | bytearray, width: int, height: int, label: str) -> np.ndarray:
+    """A PNG whose header `part_size` has read and checked (width × height) → RGB uint8."""
     try:
         with DECODE_SLOTS, Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             if image.size != (width, height):
@@ -95,14 +92,8 @@ def parse_dimension(value: bytes | bytearray | None, name: str) -> int:
     return int(text)
 
 
-def decode_raw(data: bytes | bytearray, width: int, height: int, label: str) -> np.ndarray:
-    check_dimensions(width, height, label)
-    expected = width * height * 4
-    if len(data) != expected:
-        raise ApiError(
-            400,
-            f"{label}: raw RGBA of {width}×{height} must be exactly {expected} bytes, got {len(data)}",
-        )
+def decode_raw(data: bytes | bytearray, width: int, height: int) -> np.ndarray:
+    """Raw RGBA whose size `part_size` has checked → RGB uint8."""
     rgba = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 4)
     return np.ascontiguousarray(rgba[:, :, :3])  # alpha dropped; the colour under it is kept
 
@@ -148,8 +139,8 @@ def decode_part(
     """An uploaded image part → (H, W, 3) uint8 RGB, or ApiError with a 4xx status."""
     w, h = part_size(data, content_type, width, height, label)
     if content_type in RAW_TYPES:
-        return decode_raw(data, w, h, label)
-    return decode_png(data, label)
+        return decode_raw(data, w, h)
+    return decode_png(data, w, h, label)
 
 
 def encode_png(array: np.ndarray) -> bytes:

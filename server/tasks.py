@@ -1,8 +1,8 @@
 """The kinds of job beside the analogy (POST /v1/jobs): painting (POST /v1/paint) and animation
 (POST /v1/animate), and what every finished job hands to the result route.
 
-A job's outcome is an `Output`: its result names and, by name, an image (uint8 (H, W, 3) or
-(H, W)), a flow (float32 (H, W, 2)) or a text (the strokes' SVG). The analogy's own runner is in
+A job's outcome is an `Output`: by result name (the job's `result_names`), an image (uint8
+(H, W, 3) or (H, W)), a flow (float32 (H, W, 2)) or a text (the strokes' SVG). The analogy's own runner is in
 worker.py (it has the out-of-memory fallback); the other kinds are a `Task`, a function of the
 running job's `Context`, made by the route once the upload is checked.
 """
@@ -12,20 +12,20 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from analogy_engine import AnalogyParams, AnalogyResult, InputError
-from analogy_engine.contract import PAINT_RESULT_PARTS, RESULT_PARTS
 
 from .errors import ApiError
 from .images import confidence_to_mask
 
 
 class Output(Protocol):
-    names: tuple[str, ...]
+    """A finished job's results; which names it has is the job's `result_names`."""
+
     report: dict[str, Any]
 
     def part(self, name: str) -> np.ndarray | str: ...
@@ -34,7 +34,6 @@ class Output(Protocol):
 @dataclass
 class AnalogyOutput:
     result: AnalogyResult
-    names: tuple[str, ...] = RESULT_PARTS
 
     @property
     def report(self) -> dict[str, Any]:
@@ -55,28 +54,18 @@ class PaintOutput:
     painting: np.ndarray  # uint8 (H, W, 3)
     svg: str
     report: dict[str, Any]
-    names: tuple[str, ...] = PAINT_RESULT_PARTS
 
     def part(self, name: str) -> np.ndarray | str:
         return self.painting if name == "painting" else self.svg
-
-
-def frame_name(index: int) -> str:
-    """Result name of frame `index` (0-based): frame_0001, … as the animate CLI's files."""
-    return f"frame_{index + 1:04d}"
 
 
 @dataclass
 class AnimationOutput:
     frames: list[np.ndarray]
     report: dict[str, Any]
-    names: tuple[str, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        self.names = tuple(frame_name(i) for i in range(len(self.frames)))
 
     def part(self, name: str) -> np.ndarray | str:
-        return self.frames[self.names.index(name)]
+        return self.frames[int(name.removeprefix("frame_")) - 1]  # frame_0001 is the first
 
 
 @dataclass(frozen=True)
@@ -104,18 +93,17 @@ class PendingImage:
 
 
 def paint_task(image: np.ndarray, style: np.ndarray | None, params: Any) -> Task:
-    from analogy_engine.paint import paint, painting_to_uint8, to_svg
+    from analogy_engine.paint import paint_image, painting_to_uint8, to_svg
     from analogy_engine.paint.optimise import check_inputs
 
     try:
-        check_inputs(image, params.strokes, params.brush, params.size)
+        check_inputs(image, params.strokes, params.brush, params.size)  # a 422 now, not a failed job
     except InputError as error:
         raise ApiError(422, str(error)) from None
 
     def run(context: Context) -> Output:
-        result = paint(image, params.strokes, brush=params.brush, size=params.size, seed=params.seed,
-                       style=style, style_weight=params.style_weight, progress=context.progress,
-                       cancel=context.cancel, device=context.device)
+        on_device = dataclasses.replace(params, device=context.device)
+        result = paint_image(image, on_device, style=style, progress=context.progress, cancel=context.cancel)
         height, width = image.shape[:2]
         report = dict(result.report, params=params.to_dict())
         return PaintOutput(painting_to_uint8(result.painting), to_svg(result.strokes, width, height), report)

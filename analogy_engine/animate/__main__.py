@@ -8,28 +8,20 @@ on success, 2 with a one-line error for bad input, 130 when interrupted, 3 out o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
-from ..cli import add_params_arguments, params_from, progress_bar, run_guarded
+from ..cli import Parser, add_params_arguments, params_from, progress_bar, run_guarded, write_report
+from ..contract import frame_name
 from ..imageio import load_image, save_png
 from ..pipeline import Engine
 from ..types import InputError
 from .coherent import animate_frames, build_report
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad options end in the contract's one-line error, not argparse's usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m analogy_engine.animate",
         description="Deep Image Analogy over animation frames with one reference B′, temporally coherent.",
     )
@@ -70,14 +62,14 @@ def run(args: argparse.Namespace) -> dict:
     results = []
     with progress_bar(args.quiet) as progress:
         for result in animate_frames(frames, b_prime, params, engine, args.independent, progress, count=n):
-            save_png(out / f"frame_{result.index + 1:04d}.png", result.image)
+            save_png(out / f"{frame_name(result.index + 1)}.png", result.image)
             result.image = result.image[:0]  # written: keep only the numbers (memory stays bounded)
             results.append(result)
     report = build_report(results, params, engine, args.independent, b_prime, frame_hw,
                           time.perf_counter() - started)
     report["inputs"] = {"b_prime": str(args.b_prime), "frames": [str(f) for f in args.frames]}
-    report["outputs"] = [f"frame_{i:04d}.png" for i in range(1, n + 1)] + ["report.json"]
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["outputs"] = [f"{frame_name(k)}.png" for k in range(1, n + 1)] + ["report.json"]
+    write_report(out, report)
     return report
 
 

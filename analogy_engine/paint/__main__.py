@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-from ..cli import add_params_arguments, params_from, progress_bar, run_guarded
+from ..cli import Parser, add_params_arguments, params_from, progress_bar, run_guarded, write_report
 from ..devices import resolve_device
 from ..imageio import load_image
 from ..types import InputError
@@ -16,16 +14,9 @@ from . import OUTPUTS, PaintParams, paint_image, write_painting
 from .optimise import check_inputs
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad options end in a one-line error (exit 2), not argparse's usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m analogy_engine.paint",
-                     description="Paint an image with brush strokes; write the strokes as SVG paths.")
+    parser = Parser(prog="python -m analogy_engine.paint",
+                    description="Paint an image with brush strokes; write the strokes as SVG paths.")
     parser.add_argument("image", metavar="IMAGE", help="the image to paint")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     parser.add_argument("--style", metavar="FILE", default=None,
@@ -49,7 +40,8 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = write_painting(out, result, image.shape[:2])
     report["inputs"] = {"image": str(args.image), "style": args.style}
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["outputs"] = list(OUTPUTS)
+    write_report(out, report)
     return report
 
 

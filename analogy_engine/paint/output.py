@@ -10,7 +10,8 @@ from ..imageio import save_png
 from .optimise import PaintResult
 from .svg import to_svg
 
-OUTPUTS = ("painting.png", "strokes.svg", "report.json")
+FILES = ("painting.png", "strokes.svg")  # what write_painting writes
+OUTPUTS = (*FILES, "report.json")
 
 
 def painting_to_uint8(painting: np.ndarray) -> np.ndarray:
@@ -18,8 +19,8 @@ def painting_to_uint8(painting: np.ndarray) -> np.ndarray:
 
 
 def write_painting(out: Path, result: PaintResult, shape: tuple[int, int]) -> dict:
-    """painting.png and strokes.svg into `out`; returns the report to extend and write."""
+    """painting.png and strokes.svg (FILES) into `out`; returns the painting's report."""
     height, width = shape
     save_png(out / "painting.png", painting_to_uint8(result.painting))
     (out / "strokes.svg").write_text(to_svg(result.strokes, width, height))
-    return dict(result.report, outputs=list(OUTPUTS))
+    return dict(result.report)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from dia_contract import frame_name, frame_part
 from dia_engine import Notify
 from dia_http import Engine, EngineError, RawImage, RawResult, failure_message
 
@@ -46,14 +47,9 @@ def paint_job(image: RawImage, params: dict[str, Any], style: RawImage | None = 
     return Job("/v1/paint", images, params, ("painting",), ("strokes",), "Painting")
 
 
-def frame_name(index: int) -> str:
-    """The engine's name of frame `index` (1-based) among an animation's results."""
-    return f"frame_{index:04d}"
-
-
 def animate_job(b_prime: RawImage, frames: list[RawImage], params: dict[str, Any]) -> Job:
     """POST /v1/animate: one stylised frame a frame, in order (frame_1 = the first)."""
-    parts = tuple((f"frame_{i}", frame) for i, frame in enumerate(frames, start=1))
+    parts = tuple((frame_part(i), frame) for i, frame in enumerate(frames, start=1))
     names = tuple(frame_name(i) for i in range(1, len(frames) + 1))
     return Job("/v1/animate", (("b_prime", b_prime), *parts), params, names, label="Animation")
 
