@@ -495,7 +495,7 @@ def gui_session(gimp: harness.GimpRoot, engine: EngineProcess,
                       env={"DIA_TEST_SPEC": gimp.inside(spec)}, timeout=900)
     print(f"[gimp {gimp.version}] {case['name']}: {time.monotonic() - started:.1f} s")
     logs = {name: (out / name).read_text(errors="replace") if (out / name).exists() else ""
-            for name in ("driver.log", "gimp.log")}
+            for name in ("driver.log", "gimp.log", "xvfb.log")}
     assert (out / "gui.json").exists(), (result.stderr.decode()[-2000:], logs)
     run = json.loads((out / "gui.json").read_text())
     assert "crash" not in run, run["crash"]
