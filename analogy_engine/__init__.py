@@ -19,6 +19,8 @@ _WHERE = {
     "working_size": "params",
     "Engine": "pipeline",
     "analogy": "pipeline",
+    "check_guidance": "pipeline",
+    "Guidance": "guidance",
     "AnalogyResult": "types",
     "Cancelled": "types",
     "InputError": "types",
@@ -31,18 +33,21 @@ __all__ = [
     "AnalogyResult",
     "Cancelled",
     "Engine",
+    "Guidance",
     "InputError",
     "ParamsError",
     "Preset",
     "analogy",
+    "check_guidance",
     "to_rgb8",
     "working_size",
 ]
 
 if TYPE_CHECKING:
+    from .guidance import Guidance
     from .imageio import to_rgb8
     from .params import PRESETS, AnalogyParams, ParamsError, Preset, working_size
-    from .pipeline import Engine, analogy
+    from .pipeline import Engine, analogy, check_guidance
     from .types import AnalogyResult, Cancelled, InputError
 
 

@@ -52,6 +52,30 @@ def frame_name(number: int) -> str:
     are these names plus .png)."""
     return f"frame_{number:04d}"
 
+# Guidance (docs/guidance.md): region maps, a structure mask and more references are more image
+# parts of an analogy job. References count B′ itself: B′ plus at most MAX_REFERENCES − 1 more.
+MAX_REFERENCES = 4
+MAX_REGIONS = 32  # distinct colours in a region map (each is one region, paired by colour)
+GUIDE_PARTS: tuple[str, ...] = ("regions_a", "regions_b", "structure")
+
+
+def reference_part(number: int) -> str:
+    """The upload part of reference `number` (2 = the first after B′): reference_2, …"""
+    return f"reference_{number}"
+
+
+def regions_ref_part(number: int) -> str:
+    """The upload part of the region map of reference `number` (≥ 2): regions_ref_2, …"""
+    return f"regions_ref_{number}"
+
+
+def b_name(number: int) -> str:
+    """B of reference `number`: "b" for B′ itself (1), b_2, b_3, … (the CLI's files add .png)."""
+    return "b" if number == 1 else f"b_{number}"
+
+
+REF_AB = "ref_ab"  # which reference each A pixel's flow points into (0 = B′), uint8 (H_A, W_A)
+
 MIN_SIZE = 32  # working side in pixels: two cells of the 16× coarser relu5_1 map
 MAX_SIZE = 2048  # working side; beyond this VGG matching costs grow with no visible gain
 MIN_INPUT_SIDE = 8

@@ -19,6 +19,10 @@ from torch import Tensor
 
 from .fields import clamp_field, shift
 
+# The score of a candidate outside its cell's region: below any patch similarity (those lie in
+# [−1, 1]) plus any bonus (coherence, prior), so it is never taken.
+OUT_OF_REGION = -1e4
+
 
 def normalize(features: Tensor, eps: float = 1e-8) -> Tensor:
     """Scale each feature vector of a (C, H, W) map to unit length."""
@@ -124,6 +128,7 @@ def patchmatch(
     step: Callable[[], None] | None = None,
     coherence: float = 0.0,
     prior: tuple[Tensor, Tensor] | None = None,
+    regions: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Improve `field` (source → target) and return it with its per-cell patch similarity.
 
@@ -134,14 +139,26 @@ def patchmatch(
     an arbitrary one. `prior` = (positions (H, W, 2) float target cells, weight (H, W)) pulls
     the field towards known positions (an animation's previous frame carried along the motion):
     a candidate gains weight × (1 − its distance to the prior in cells), so a match moves away
-    only for a clearly better one. `step()` is called after each scored candidate field
-    (progress, cancellation); there are `count_candidates(...)` of them.
+    only for a clearly better one. `regions` = (source labels (H, W), target labels (Ht, Wt)),
+    long, from `guidance.pair_labels`: the field starts inside each cell's region
+    (`place_in_regions`) and a candidate in another region is never taken, so propagation and
+    random search stay within it (a source label of −1 matches anywhere). `step()` is called
+    after each scored candidate field (progress, cancellation); there are
+    `count_candidates(...)` of them.
     """
     tgt_hw = (target.shape[0], target.shape[1])
     field = clamp_field(field, tgt_hw)
+    if regions is not None:
+        field = place_in_regions(field, regions[0], regions[1], generator)
     source = pad_edges(source, patch // 2)
     best = patch_similarity(source, target, field, patch, padded=True)
     h, w = field.shape[:2]
+
+    def outside(candidate: Tensor) -> Tensor:
+        assert regions is not None
+        src_labels, tgt_labels = regions
+        landed = tgt_labels.reshape(-1)[candidate[..., 0] * tgt_hw[1] + candidate[..., 1]]
+        return (landed != src_labels) & (src_labels >= 0)
 
     def agreement(candidate: Tensor) -> Tensor:
         total = torch.zeros(h, w, device=field.device, dtype=best.dtype)
@@ -159,6 +176,8 @@ def patchmatch(
         nonlocal field, best
         candidate = clamp_field(candidate, tgt_hw)
         score = patch_similarity(source, target, candidate, patch, padded=True)
+        if regions is not None:
+            score = score.masked_fill(outside(candidate), OUT_OF_REGION)
         if prior is not None:
             score_now = best + pull(field) + (agreement(field) if coherence > 0 else 0)
             better = score + pull(candidate) + (agreement(candidate) if coherence > 0 else 0) > score_now
@@ -182,6 +201,64 @@ def patchmatch(
             )
             consider(field + noise)
     return field, best
+
+
+def place_in_regions(
+    field: Tensor, source_labels: Tensor, target_labels: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Move every match that lies outside its cell's region into it.
+
+    A moved cell keeps its relative place: it goes where it sits in its region's bounding box,
+    in the same proportions, within the target region's bounding box (so two regions that are
+    shifted or swapped start out aligned); where that spot is not in the region (regions that
+    are not boxes), to a random cell of the region. Source cells labelled −1 stay as they are.
+    """
+    h, w = source_labels.shape
+    th, tw = target_labels.shape
+    flat_target = target_labels.reshape(-1)
+    landed = flat_target[field[..., 0] * tw + field[..., 1]]
+    wrong = (landed != source_labels) & (source_labels >= 0)
+    if not bool(wrong.any()):
+        return field
+    count = int(max(source_labels.max().item(), target_labels.max().item())) + 1
+    src_box = _boxes(source_labels, count)
+    tgt_box = _boxes(target_labels, count)
+    labels = source_labels.clamp_min(0)
+    ys = torch.arange(h, device=field.device)[:, None].expand(h, w).float()
+    xs = torch.arange(w, device=field.device)[None, :].expand(h, w).float()
+    sb, tb = src_box[labels], tgt_box[labels]  # (H, W, 4): y0, x0, y1, x1
+    scale_y = (tb[..., 2] - tb[..., 0] + 1) / (sb[..., 2] - sb[..., 0] + 1)
+    scale_x = (tb[..., 3] - tb[..., 1] + 1) / (sb[..., 3] - sb[..., 1] + 1)
+    ty = tb[..., 0] + (ys - sb[..., 0] + 0.5) * scale_y - 0.5
+    tx = tb[..., 1] + (xs - sb[..., 1] + 0.5) * scale_x - 0.5
+    placed = clamp_field(torch.stack((ty, tx), -1).round().long(), (th, tw))
+    still = flat_target[placed[..., 0] * tw + placed[..., 1]] != source_labels
+    # Random cells of a region: the target's cells sorted by label, a random index into the run.
+    order = torch.argsort(flat_target, stable=True)
+    sizes = torch.bincount(flat_target, minlength=count)
+    starts = torch.cumsum(sizes, 0) - sizes
+    draw = torch.rand(h, w, device=field.device, generator=generator)
+    pick = starts[labels] + (draw * sizes[labels]).long().clamp_max((sizes[labels] - 1).clamp_min(0))
+    cell = order[pick.clamp(0, order.numel() - 1)]
+    random = torch.stack((cell // tw, cell % tw), -1)
+    placed = torch.where(still.unsqueeze(-1), random, placed)
+    return torch.where(wrong.unsqueeze(-1), placed, field)
+
+
+def _boxes(labels: Tensor, count: int) -> Tensor:
+    """(count, 4) float bounding boxes (y0, x0, y1, x1) of each label's cells (empty: 0, 0, −1, −1)."""
+    h, w = labels.shape
+    flat = labels.reshape(-1)
+    keep = flat >= 0
+    ys = torch.arange(h, device=labels.device).repeat_interleave(w)[keep].float()
+    xs = torch.arange(w, device=labels.device).repeat(h)[keep].float()
+    index = flat[keep]
+    lo = torch.full((count, 2), float(max(h, w)), device=labels.device)
+    hi = torch.full((count, 2), -1.0, device=labels.device)
+    both = torch.stack((ys, xs), -1)
+    lo = lo.scatter_reduce(0, index[:, None].expand(-1, 2), both, reduce="amin")
+    hi = hi.scatter_reduce(0, index[:, None].expand(-1, 2), both, reduce="amax")
+    return torch.cat((lo, hi), -1)
 
 
 def subcell(source: Tensor, target: Tensor, field: Tensor, patch: int) -> Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from .contract import (
 __all__ = [
     "ALPHAS", "DEVICES", "MAX_INPUT_PIXELS", "MAX_INPUT_SIDE", "MAX_SIZE", "MIN_INPUT_SIDE", "MIN_SIZE",
     "MODES", "MODE_DEFAULTS", "PRESETS", "PRESET_NAMES", "AnalogyParams", "Option", "OptionParams",
-    "ParamsError", "option_field",
+    "ParamsError", "mix_weights", "option_field",
     "Preset", "Settings", "effective_size", "resolve", "validate", "working_size",
 ]
 
@@ -48,6 +49,13 @@ ALPHAS: dict[int, tuple[float, float, float, float]] = {
     3: (0.9, 0.8, 0.7, 0.2),
 }
 MAX_SEED = 2**31 - 1
+# --mix: non-negative decimal weights separated by commas (or nothing).
+MIX_PATTERN = r"(?:\d{1,6}(?:\.\d{1,6})?(?:,\d{1,6}(?:\.\d{1,6})?)*)?"
+
+
+def mix_weights(mix: str) -> tuple[float, ...]:
+    """The weights of an `AnalogyParams.mix` string (already validated); () when empty."""
+    return tuple(float(w) for w in mix.split(",")) if mix else ()
 
 
 class ParamsError(ValueError):
@@ -130,6 +138,7 @@ class Option:
     high: float | None = None
     nullable: bool = False  # None means "the mode's default" (or the original's size rule)
     metavar: str | None = None
+    pattern: str | None = None  # a str option without choices: the whole value must match it
 
     def describe(self) -> str:
         """What a valid value is, in the words of the error messages."""
@@ -137,6 +146,8 @@ class Option:
             text = "true, false" if self.nullable else "true or false"
         elif self.choices and self.kind is str:
             text = "one of " + ", ".join(self.choices)
+        elif self.kind is str:
+            text = f"of the form {self.metavar} (non-negative numbers separated by commas)"
         elif self.choices:
             names = [str(c) for c in self.choices]
             text = ", ".join(names[:-1]) + " or " + names[-1]
@@ -150,6 +161,8 @@ class Option:
             return self.nullable
         if self.kind is bool:
             return isinstance(value, bool)
+        if self.kind is str and self.pattern is not None:
+            return isinstance(value, str) and len(value) <= 200 and bool(re.fullmatch(self.pattern, value))
         if self.kind is str:
             return isinstance(value, str) and value in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -170,6 +183,8 @@ class Option:
             out["min"], out["max"] = self.low, self.high
         if self.nullable:
             out["nullable"] = True
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
         return out
 
     def json_schema(self) -> dict[str, Any]:
@@ -179,6 +194,8 @@ class Option:
             out["enum"] = [*self.choices, None] if self.nullable else list(self.choices)
         if self.low is not None:
             out["minimum"], out["maximum"] = self.low, self.high
+        if self.pattern is not None:
+            out["pattern"], out["maxLength"] = f"^(?:{self.pattern})$", 200
         return out
 
 
@@ -255,6 +272,10 @@ class AnalogyParams(OptionParams):
     refine: bool | None = option_field(None, kind=bool, nullable=True,
                                        help="edge-aware refinement guided by the source "
                                        "(default: on for photo-to-photo)")
+    mix: str = option_field("", kind=str, pattern=MIX_PATTERN, metavar="W1,W2,…",
+                            help="with more references and no region maps: fuse their looks by these "
+                            "weights, one per reference, B′ first (empty: each part of A takes the "
+                            "reference that matches it best)")
     fallback: bool = option_field(True, kind=bool,
                                   help="where a region has no true counterpart (low match confidence), "
                                   "recolour its own structure with the confident matches' colours instead "

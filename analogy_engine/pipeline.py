@@ -23,12 +23,14 @@ except ImportError:  # Windows
 
 from . import fallback_colour, fields, match
 from .devices import resolve_device
+from .guidance import Guidance, PairGuide, Prepared, pair_guide, prepare
 from .imageio import check_size
 from .invert import invert
 from .params import (
     AnalogyParams,
     ParamsError,
     Settings,
+    mix_weights,
     resolve,
     working_size,
 )
@@ -144,9 +146,12 @@ def _blend_weight(features: Tensor, alpha: float) -> Tensor:
     return alpha * (normalised >= MASK_THRESHOLD).to(features.dtype)
 
 
-def _blend(own: Tensor, r: Tensor, alpha: float) -> Tensor:
-    """The unknown image's features: its own where they are strong (weight α), R elsewhere."""
+def _blend(own: Tensor, r: Tensor, alpha: float, keep: Tensor | None = None) -> Tensor:
+    """The unknown image's features: its own where they are strong (weight α), R elsewhere.
+    `keep` (1, h, w) scales the weight per cell (the structure mask: 0 takes R alone)."""
     weight = _blend_weight(own, alpha)
+    if keep is not None:
+        weight = weight * keep
     return own * weight + r * (1 - weight)
 
 
@@ -240,7 +245,7 @@ def _carry(field: Tensor | None, previous: Step | None, step: Step, own: int) ->
 
 def _locate_between_cells(
     step: Step, pair: list[Pyramid], directions: tuple[_Direction, ...], stacks: tuple[Tensor, Tensor],
-    last: bool,
+    last: bool, guide: PairGuide,
 ) -> None:
     """Sub-cell positions of both fields (`_Direction.position`), for the next grid and the output.
 
@@ -253,7 +258,8 @@ def _locate_between_cells(
             d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
         return
     unknowns = [
-        _blend(pair[d.own][step.level], warp(pair[1 - d.own][step.level], d.field), step.alpha)
+        _blend(pair[d.own][step.level], warp(pair[1 - d.own][step.level], d.field), step.alpha,
+               guide.keep(step.a_hw) if d.name == "ab" else None)
         for d in directions
     ]
     stacks = _stacks(pair, step, (unknowns[0], unknowns[1]))
@@ -265,8 +271,12 @@ def match_pyramids(
     plan: Plan, pyramids: list[list[Pyramid]], settings: Settings, vgg: VGG19, work: _Work,
     timer: _Timer, generator: torch.Generator, observe: ObserveFn | None = None,
     start: tuple[Tensor, Tensor] | None = None, pull: PullFn | None = None,
+    guide: PairGuide | None = None,
 ) -> tuple[_Direction, _Direction]:
     """The coarse-to-fine loop of `plan`: both fields at the working size, with similarities.
+
+    `guide` holds the pair's region labels (every match stays in its region) and structure
+    mask (scales A′'s blend weight), on each step's grids.
 
     Animation frames (analogy_engine.animate) start later in the pyramid: `start` = (A→B′, B′→A)
     float positions on the first step's grids, whose entry must then be "carry" (they vote the
@@ -274,6 +284,7 @@ def match_pyramids(
     weight) or None is the prior that step's PatchMatch is pulled towards (`match.patchmatch`).
     """
     directions = (_Direction("ab", 0), _Direction("ba", 1))
+    guide = guide if guide is not None else PairGuide()
     previous: Step | None = None
     for step in plan.steps:
         work.check()
@@ -300,7 +311,8 @@ def match_pyramids(
             elif step.entry == "invert":
                 d.field = _carry(d.carried, previous, step, d.own)
             d.position = None
-            d.unknown = _blend(own[step.level], r, step.alpha)
+            keep = guide.keep(step.a_hw) if d.name == "ab" else None
+            d.unknown = _blend(own[step.level], r, step.alpha, keep)
             timer.add("inversion", t)
         t = time.perf_counter()
         unknowns = (directions[0].unknown, directions[1].unknown)
@@ -314,8 +326,9 @@ def match_pyramids(
                 src, tgt, d.field, step.patch, step.iterations, radius, step.jumps, generator,
                 step=lambda per=per: work.add(per), coherence=settings.preset.coherence,
                 prior=pull(step, d.name) if pull is not None else None,
+                regions=guide.regions(step.a_hw, step.b_hw, d.name),
             )
-        _locate_between_cells(step, pair, directions, stacks, step is plan.steps[-1])
+        _locate_between_cells(step, pair, directions, stacks, step is plan.steps[-1], guide)
         timer.add("matching", t)
         if observe is not None:
             observe(step, directions[0].field, directions[1].field)
@@ -331,69 +344,202 @@ def analogy(
     cancel: CancelFn | None = None,
     engine: Engine | None = None,
     observe: ObserveFn | None = None,
+    guidance: Guidance | None = None,
 ) -> AnalogyResult:
     """Deep Image Analogy of A (content) and B′ (reference), both (H, W, 3) uint8 RGB.
 
-    `engine` is the loaded network (`Engine.load`); it must serve `params.device`. Raises
+    `engine` is the loaded network (`Engine.load`); it must serve `params.device`. `guidance`
+    adds region maps, a structure mask and more references (analogy_engine.guidance). Raises
     InputError/ParamsError for unusable input (nothing is computed), Cancelled when `cancel()`
     returns True (polled between network layers and PatchMatch candidates). `observe(step,
     field_ab, field_ba)` sees the fields after each step of the plan (diagnostics).
+
+    With more references each is matched with A on its own (its own working size and plan) and
+    A′ takes, pixel by pixel, from the references its region allows: by the `params.mix` weights,
+    or else from the one whose match is the most confident around it.
     """
     params = params if params is not None else AnalogyParams()
     settings = resolve(params)
+    guidance = guidance if guidance is not None else Guidance()
+    references = [b_prime, *guidance.references]
     check_image(a, "A")
-    check_image(b_prime, "B′")
+    for i, ref in enumerate(references):
+        check_image(ref, "B′" if i == 0 else f"reference {i + 1}")
+    mix = mix_weights(params.mix)
+    _check_mix(mix, len(references))
     if engine is None:
         raise ParamsError("analogy() needs a loaded engine: engine=Engine.load(device)")
     if not engine.serves(params.device):
         raise ParamsError(f"this engine runs on {engine.device.type}, the params ask for {params.device}")
     device = engine.device
+    a_hw = working_size(*a.shape[:2], params.size, settings.ratio)
+    refs_hw = [working_size(*ref.shape[:2], params.size, settings.ratio) for ref in references]
+    prepared = guidance_prepare(guidance, a, references, a_hw, refs_hw, device)
     timer = _Timer(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     generator = torch.Generator(device=device).manual_seed(params.seed)
-    a_full, b_full = _to_tensor(a, device), _to_tensor(b_prime, device)
-    a_hw = working_size(*a.shape[:2], params.size, settings.ratio)
-    b_hw = working_size(*b_prime.shape[:2], params.size, settings.ratio)
-    schedule = make_plan(settings, engine.vgg, a_hw, b_hw)
-    work = _Work(schedule.total_units, progress, cancel)
-
+    a_full = _to_tensor(a, device)
+    schedules = [make_plan(settings, engine.vgg, a_hw, hw) for hw in refs_hw]
+    work = _Work(sum(s.total_units for s in schedules), progress, cancel)
+    pairs = []
     with torch.no_grad():
-        work.begin("features")
-        t = time.perf_counter()
-        used = sorted({step.pyramid for step in schedule.steps})
-        pyramids: list[list[Pyramid]] = [[], []]
-        for p in used:
-            pyramids[p] = extract_features(engine.vgg, [a_full, b_full], schedule.pyramid_hw[p], work)
-        work.add(schedule.feature_units)
-        t = timer.add("features", t)
-        ab, ba = match_pyramids(schedule, pyramids, settings, engine.vgg, work, timer, generator, observe)
-        t = time.perf_counter()
-        work.begin("reconstructing at full resolution")
-        pair = pyramids[schedule.steps[-1].pyramid]
-        outputs = {}
-        for d, src_full, tgt_full, tgt_hw in ((ab, a_full, b_full, b_hw), (ba, b_full, a_full, a_hw)):
-            back = ba if d is ab else ab
-            assert d.carried is not None and back.carried is not None
-            conf = fallback_colour.confidence(pair[d.own][CONFIDENCE_LEVEL], d.carried, back.carried)
-            outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work, conf)
-            work.add(schedule.reconstruct_units / 2)
-        timer.add("reconstruction", t)
+        for i, (ref, schedule) in enumerate(zip(references, schedules, strict=True)):
+            guide = pair_guide(prepared, i) if prepared is not None else None
+            pairs.append(_analogy_pair(
+                engine.vgg, a_full, _to_tensor(ref, device), schedule, settings, work, timer, generator,
+                observe, guide,
+            ))
+        (a_prime, flow_ab, conf_a), ref_ab = _combine(pairs, prepared, mix, device)
 
-    (a_prime, flow_ab, conf_a), (b_img, flow_ba, conf_b) = outputs["ab"], outputs["ba"]
-    report = _report(params, settings, device, a, b_prime, a_hw, b_hw, timer, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    report = _report(params, settings, device, a, b_prime, a_hw, refs_hw[0], timer, seconds)
+    if len(references) > 1:
+        report["references"] = [
+            {"input_size": [r.shape[1], r.shape[0]], "working_size": [hw[1], hw[0]],
+             "share_of_a": round(float((ref_ab == i).float().mean()), 4)}
+            for i, (r, hw) in enumerate(zip(references, refs_hw, strict=True))
+        ]
+    if prepared is not None and prepared.guided:
+        report["regions"] = prepared.colours
     if progress is not None:
         progress(1.0, "done")
+    (b_img, flow_ba, conf_b) = pairs[0].b
+    max_hw = (max(p.b_hw[0] for p in pairs), max(p.b_hw[1] for p in pairs))  # flows are clamped per pair
     return AnalogyResult(
         a_prime=_to_numpy(a_prime),
         b=_to_numpy(b_img),
-        flow_ab=_flow_xy(flow_ab, _hw(b_full)),
+        flow_ab=_flow_xy(flow_ab, max_hw),
         flow_ba=_flow_xy(flow_ba, _hw(a_full)),
         confidence_a_prime=conf_a.float().cpu().numpy(),
         confidence_b=conf_b.float().cpu().numpy(),
         report=report,
+        b_more=[_to_numpy(p.b[0]) for p in pairs[1:]],
+        confidence_b_more=[p.b[2].float().cpu().numpy() for p in pairs[1:]],
+        ref_ab=ref_ab.byte().cpu().numpy() if len(references) > 1 else None,
     )
+
+
+def guidance_prepare(
+    g: Guidance, a: np.ndarray, references: list[np.ndarray], a_hw: tuple[int, int],
+    refs_hw: list[tuple[int, int]], device: torch.device,
+) -> Prepared | None:
+    """The checked guidance (None when there is none): raises InputError before any work."""
+    if g.empty:
+        return None
+    return prepare(
+        g, a.shape[:2], [r.shape[:2] for r in references], [(a_hw, hw) for hw in refs_hw], device
+    )
+
+
+def check_guidance(a: np.ndarray, b_prime: np.ndarray, params: AnalogyParams, g: Guidance) -> None:
+    """Everything `analogy()` would refuse about `g` (sizes, one-sided or vanishing regions, too
+    many references, a mix of the wrong length), without loading a network or matching: the
+    server calls it when a job arrives, so a bad job is refused before it is queued."""
+    settings = resolve(params)
+    references = [b_prime, *g.references]
+    for i, ref in enumerate(references):
+        check_image(ref, "B′" if i == 0 else f"reference {i + 1}")
+    _check_mix(mix_weights(params.mix), len(references))
+    a_hw = working_size(*a.shape[:2], params.size, settings.ratio)
+    refs_hw = [working_size(*ref.shape[:2], params.size, settings.ratio) for ref in references]
+    guidance_prepare(g, a, references, a_hw, refs_hw, torch.device("cpu"))
+
+
+def _check_mix(mix: tuple[float, ...], references: int) -> None:
+    if mix and len(mix) != references:
+        raise ParamsError(
+            f"mix has {len(mix)} weight(s) for {references} reference(s): give one per reference"
+        )
+    if mix and sum(mix) <= 0:
+        raise ParamsError("mix needs at least one weight above 0")
+
+
+@dataclass
+class _Pair:
+    """One reference's analogy with A at full size: (image, flow (y, x), confidence) each way."""
+
+    a_prime: tuple[Tensor, Tensor, Tensor]
+    b: tuple[Tensor, Tensor, Tensor]
+    b_hw: tuple[int, int]  # the reference's full size
+
+
+def _analogy_pair(
+    vgg: VGG19, a_full: Tensor, b_full: Tensor, schedule: Plan, settings: Settings, work: _Work,
+    timer: _Timer, generator: torch.Generator, observe: ObserveFn | None, guide: PairGuide | None,
+) -> _Pair:
+    """Features → both fields → both images at full size, for A and one reference."""
+    work.begin("features")
+    t = time.perf_counter()
+    used = sorted({step.pyramid for step in schedule.steps})
+    pyramids: list[list[Pyramid]] = [[], []]
+    for p in used:
+        pyramids[p] = extract_features(vgg, [a_full, b_full], schedule.pyramid_hw[p], work)
+    work.add(schedule.feature_units)
+    timer.add("features", t)
+    ab, ba = match_pyramids(schedule, pyramids, settings, vgg, work, timer, generator, observe, guide=guide)
+    t = time.perf_counter()
+    work.begin("reconstructing at full resolution")
+    pair = pyramids[schedule.steps[-1].pyramid]
+    a_hw, b_hw = schedule.steps[-1].a_hw, schedule.steps[-1].b_hw
+    outputs = {}
+    for d, src_full, tgt_full, tgt_hw in ((ab, a_full, b_full, b_hw), (ba, b_full, a_full, a_hw)):
+        back = ba if d is ab else ab
+        assert d.carried is not None and back.carried is not None
+        conf = fallback_colour.confidence(pair[d.own][CONFIDENCE_LEVEL], d.carried, back.carried)
+        outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work, conf)
+        work.add(schedule.reconstruct_units / 2)
+    timer.add("reconstruction", t)
+    return _Pair(outputs["ab"], outputs["ba"], _hw(b_full))
+
+
+# How far around a pixel the confidence of each reference is pooled before A′ chooses between
+# them (a share of A's shorter side), and how sharply: choices follow whole regions, not pixels,
+# and switch with a short cross-fade where two references are about as good.
+CHOICE_RADIUS = 0.03
+CHOICE_SOFTNESS = 0.03
+
+
+def _combine(
+    pairs: list[_Pair], prepared: Prepared | None, mix: tuple[float, ...], device: torch.device
+) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+    """A′ (image, flow, confidence) from every reference's A′, and which reference each pixel's
+    flow points into: the mix weights, or a soft choice of the most confident reference, within
+    the references each pixel's region allows."""
+    if len(pairs) == 1:
+        image, flow, conf = pairs[0].a_prime
+        return (image, flow, conf), torch.zeros(conf.shape, dtype=torch.long, device=device)
+    confs = torch.stack([p.a_prime[2] for p in pairs])  # (N, H, W)
+    allowed = torch.ones_like(confs, dtype=torch.bool)
+    if prepared is not None:
+        for i in range(len(pairs)):
+            mask = prepared.allowed(i)
+            if mask is not None:
+                allowed[i] = mask
+    if mix:
+        weights = torch.tensor(mix, device=device, dtype=confs.dtype)[:, None, None].expand_as(confs).clone()
+    else:
+        h, w = confs.shape[1:]
+        radius = max(1, round(CHOICE_RADIUS * min(h, w)))
+        pooled = F.avg_pool2d(confs[None], 2 * radius + 1, stride=1, padding=radius,
+                              count_include_pad=False)[0]
+        pooled = pooled.masked_fill(~allowed, -1.0)
+        weights = torch.exp((pooled - pooled.amax(0, keepdim=True)) / CHOICE_SOFTNESS)
+    weights = weights * allowed
+    # A region that the mix gives only zero weights still takes its allowed references, evenly.
+    total = weights.sum(0, keepdim=True)
+    weights = torch.where(total > 0, weights, allowed.to(weights.dtype))
+    weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-12)
+    image = sum(w[None] * p.a_prime[0] for w, p in zip(weights, pairs, strict=True))
+    conf = (weights * confs).sum(0)
+    choice = weights.argmax(0)
+    flow = torch.zeros_like(pairs[0].a_prime[1])
+    for i, p in enumerate(pairs):
+        inside = torch.stack((p.a_prime[1][..., 0].clamp(0, p.b_hw[0] - 1),
+                              p.a_prime[1][..., 1].clamp(0, p.b_hw[1] - 1)), -1)
+        flow = torch.where((choice == i)[..., None], inside, flow)
+    return (image, flow, conf), choice
 
 
 def _reconstruct(

@@ -42,3 +42,8 @@ class AnalogyResult:
     confidence_a_prime: np.ndarray
     confidence_b: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
+    # With more references (guidance): B of each after B′ (its shape), with its confidence, and
+    # which reference each A pixel's flow points into (uint8 (H_A, W_A), 0 = B′; None with one).
+    b_more: list[np.ndarray] = field(default_factory=list)
+    confidence_b_more: list[np.ndarray] = field(default_factory=list)
+    ref_ab: np.ndarray | None = None
