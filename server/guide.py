@@ -24,6 +24,7 @@ from analogy_engine.contract import (
     REF_AB,
     RESULT_PARTS,
     b_name,
+    mask_name,
     reference_part,
     regions_ref_part,
 )
@@ -31,7 +32,6 @@ from analogy_engine.contract import (
 from .config import MAX_JOB_PIXELS
 from .errors import ApiError
 from .images import decode_image, image_part, part_size
-from .tasks import mask_name
 from .uploads import Part
 
 REGIONS_A, REGIONS_B, STRUCTURE = GUIDE_PARTS

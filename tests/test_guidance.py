@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from known_answer import change, photo, stylise
+from known_answer import photo, stylise
 
 from analogy_engine import AnalogyParams, Guidance, InputError, ParamsError, analogy, check_guidance
 from analogy_engine.guidance import EDGE_FRACTION, labels_on, region_labels
