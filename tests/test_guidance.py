@@ -134,6 +134,7 @@ def test_swapped_halves_map_into_each_other_both_ways(engine: object) -> None:
     assert guided.report["regions"] == ["#283cdc", "#dc2828"]
 
 
+@pytest.mark.slow
 def test_guidance_gives_the_known_answer_the_unguided_matcher_misses(engine: object) -> None:
     """A is one photo twice (top and bottom); B′ shows it in two different looks, stylise() above
     and other_look() below. Which look each half of A should take is the user's choice — here
@@ -164,6 +165,7 @@ def test_guidance_gives_the_known_answer_the_unguided_matcher_misses(engine: obj
     assert guided_psnr > 24 and guided_psnr > plain_psnr + 10, (plain_psnr, guided_psnr)
 
 
+@pytest.mark.slow
 def test_structure_mask_makes_a_collage_inside_and_keeps_a_outside(engine: object) -> None:
     """Black inside a rectangle: A′ takes B′'s content there; white elsewhere. B′ is another
     picture (a stylised crop of a different part of the photo), so its content differs from
