@@ -87,6 +87,7 @@ class _Work:
         self.total = max(total, 1e-9)
         self.done = 0.0
         self.stage = "starting"
+        self.prefix = ""  # says which reference the stages are about, when there are several
         self.progress = progress
         self.cancel = cancel
         self.last_report = 0.0
@@ -96,7 +97,7 @@ class _Work:
             raise Cancelled("cancelled")
 
     def begin(self, stage: str) -> None:
-        self.stage = stage
+        self.stage = self.prefix + stage
         self._report(force=True)
 
     def add(self, units: float) -> None:
@@ -395,6 +396,8 @@ def analogy(
     with torch.no_grad():
         for i, (ref, schedule) in enumerate(zip(references, schedules, strict=True)):
             guide = pair_guide(prepared, i) if prepared is not None else None
+            if len(references) > 1:
+                work.prefix = f"{'B′' if i == 0 else f'reference {i + 1}'}: "
             pairs.append(_analogy_pair(
                 engine.vgg, a_full, _to_tensor(ref, device), schedule, settings, work, timer, generator,
                 observe, guide,

@@ -1,4 +1,5 @@
-"""Draw the bundled pair's region maps: examples/regions_a.png and regions_b.png.
+"""Draw the bundled pair's region maps (examples/regions_a.png, regions_b.png) and a structure
+mask for a collage (examples/structure_face.png).
 
 Four regions, the same colour on both sides: the face (skin only), the top of the head (A's hair,
 B′'s cap), the flag, and the rest (clothes and backdrop, where the unguided match already does
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 HERE = Path(__file__).resolve().parent
 SIZE = (512, 512)
@@ -40,9 +41,17 @@ def regions_b() -> Image.Image:
     return image
 
 
+def structure_face() -> Image.Image:
+    """Black over A's face, white elsewhere, with a soft edge: A′ takes B′'s face there."""
+    image = Image.new("L", SIZE, 255)
+    ImageDraw.Draw(image).ellipse([165, 50, 290, 195], fill=0)
+    return image.filter(ImageFilter.GaussianBlur(6))
+
+
 def main() -> None:
     regions_a().save(HERE / "regions_a.png", optimize=True)
     regions_b().save(HERE / "regions_b.png", optimize=True)
+    structure_face().save(HERE / "structure_face.png", optimize=True)
 
 
 if __name__ == "__main__":
