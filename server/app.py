@@ -34,7 +34,8 @@ from . import __version__
 from .config import BODY_MIN_RATE, ServerConfig
 from .engines import resolve_device
 from .errors import ApiError
-from .images import clean_message, decode_part, encode_npy, encode_png, part_size
+from .guide import GUIDANCE_LABELS, analogy_result_names, beyond_limit, check_job, guide_upload
+from .images import clean_message, decode_image, encode_npy, encode_png, image_part, part_size
 from .jobs import RESULT_NAMES, Job, JobManager, QueueFull, UnknownJob, new_id
 from .models import JobStatus
 from .security import SecurityMiddleware, send_error
@@ -43,7 +44,7 @@ from .test_hooks import NAMES as TEST_HOOKS
 from .uploads import MAX_PARTS, FormReader, Part
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-RESULT_NAME = re.compile(r"[a-z_]{1,16}|frame_[0-9]{4}")
+RESULT_NAME = re.compile(r"[a-z0-9_]{1,16}")  # mask_b_2, frame_0001
 P = TypeVar("P", bound=OptionParams)
 TEST_HOOK_FIELD = "_test_hook"
 
@@ -53,7 +54,7 @@ def image_fields(*labels: str) -> frozenset[str]:
     return frozenset(f"{label}{suffix}" for label in labels for suffix in ("", "_width", "_height"))
 
 
-FORM_FIELDS = image_fields("a", "b_prime") | {"params"}
+FORM_FIELDS = image_fields("a", "b_prime", *GUIDANCE_LABELS) | {"params"}
 PAINT_FIELDS = image_fields("image", "style") | {"params"}
 FRAME_LABELS = tuple(frame_part(k) for k in range(1, MAX_FRAMES + 1))
 ANIMATE_FIELDS = image_fields("b_prime", *FRAME_LABELS) | {"params"}
@@ -78,7 +79,7 @@ def form_schema(params: dict[str, Any], about: str, required: list[str], images:
 
 SUBMIT_SCHEMA = form_schema(
     AnalogyParams.json_schema(), "JSON object of AnalogyParams fields (GET /v1/params)", ["a", "b_prime"],
-    ["a", "b_prime"],
+    ["a", "b_prime", *GUIDANCE_LABELS],
 )
 PAINT_SCHEMA = form_schema(
     PaintParams.json_schema(), "JSON object of PaintParams fields", ["image"], ["image", "style"]
@@ -143,11 +144,12 @@ def create_app(
         return AnalogyParams.schema()
 
     async def accept(request: Request, fields: frozenset[str], images: frozenset[str],
-                     make_job: Callable[[dict[str, Part]], Awaitable[Job]]) -> JSONResponse:
+                     make_job: Callable[[dict[str, Part]], Awaitable[Job]],
+                     explain: Callable[[str], str | None] | None = None) -> JSONResponse:
         """Read a job's upload into a reserved queue slot, build the job, queue it."""
         allowed = fields | ({TEST_HOOK_FIELD} if config.test_hooks else frozenset())
         reader = FormReader(request.headers.get("content-type", ""), allowed, config.max_body,
-                            images=images, max_parts=max(MAX_PARTS, len(allowed)))
+                            images=images, max_parts=max(MAX_PARTS, len(allowed)), explain=explain)
         try:
             reservation = manager.reserve()
         except QueueFull as full:
@@ -171,12 +173,20 @@ def create_app(
         async def make_job(parts: dict[str, Part]) -> Job:
             params = parse_params(parts.get("params"))
             job_device = device_for(params.device, device)
+            upload = guide_upload(parts)  # every guidance part's header, before any pixel
             a = await run_in_threadpool(decode_image, parts, "a")
             b_prime = await run_in_threadpool(decode_image, parts, "b_prime")
+            guidance = await run_in_threadpool(upload.decode, parts) if upload is not None else None
+            if guidance is not None or params.mix:
+                await run_in_threadpool(check_job, a, b_prime, params, guidance)
             inputs = f"A {a.shape[1]}x{a.shape[0]}, B' {b_prime.shape[1]}x{b_prime.shape[0]}"
-            return Job(id=new_id(), params=params, device=job_device, a=a, b_prime=b_prime, inputs=inputs)
+            if upload is not None:
+                inputs += f", {upload.summary}"
+            return Job(id=new_id(), params=params, device=job_device, a=a, b_prime=b_prime, guidance=guidance,
+                       result_names=analogy_result_names(upload.references if upload else 0), inputs=inputs)
 
-        return await accept(request, FORM_FIELDS, frozenset({"a", "b_prime"}), make_job)
+        return await accept(request, FORM_FIELDS, frozenset({"a", "b_prime", *GUIDANCE_LABELS}), make_job,
+                            explain=beyond_limit)
 
     @app.post("/v1/paint", status_code=201, openapi_extra=PAINT_SCHEMA)
     async def submit_paint(request: Request) -> JSONResponse:
@@ -404,21 +414,6 @@ def parse_hook(part: Part | None) -> str | None:
     if hook not in TEST_HOOKS:
         raise ApiError(400, f"unknown test hook {hook[:40]!r}")
     return hook
-
-
-def image_part(
-    parts: dict[str, Part], label: str
-) -> tuple[bytearray, str, bytearray | None, bytearray | None]:
-    """An image part's bytes, content type and declared width and height (raw RGBA only)."""
-    part = parts.get(label)
-    if part is None:
-        raise ApiError(400, f"missing form part {label!r} (the image)")
-    width, height = parts.get(f"{label}_width"), parts.get(f"{label}_height")
-    return part.data, part.content_type, width.data if width else None, height.data if height else None
-
-
-def decode_image(parts: dict[str, Part], label: str) -> Any:
-    return decode_part(*image_part(parts, label), label)
 
 
 def result_response(array: np.ndarray | str, name: str, fmt: str | None) -> Response:

@@ -8,11 +8,16 @@ from pathlib import Path
 
 from analogy_engine.contract import MAX_INPUT_PIXELS
 
+# All the images of one analogy job together (A, B′, region maps, structure mask, more
+# references): as many pixels as two images at the single-image limit, so a guided job costs
+# the engine no more memory to receive and decode than the largest two-image job always did.
+MAX_JOB_PIXELS = 2 * MAX_INPUT_PIXELS
+
 
 def default_max_body() -> int:
-    """Two raw RGBA images at the pixel limit plus room for the small fields: any input the
-    engine accepts fits, so a plug-in never meets this limit with a valid request."""
-    return 2 * MAX_INPUT_PIXELS * 4 + (1 << 20)
+    """A job's images as raw RGBA at the pixel limit plus room for the small fields: any input
+    the engine accepts fits, so a plug-in never meets this limit with a valid request."""
+    return MAX_JOB_PIXELS * 4 + (1 << 20)
 
 
 @dataclass(frozen=True)

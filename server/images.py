@@ -20,6 +20,7 @@ from analogy_engine import to_rgb8
 from analogy_engine.contract import MAX_INPUT_PIXELS, InputSizeError, check_input_size
 
 from .errors import ApiError
+from .uploads import Part
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_TYPES = ("image/png",)
@@ -141,6 +142,21 @@ def decode_part(
     if content_type in RAW_TYPES:
         return decode_raw(data, w, h)
     return decode_png(data, w, h, label)
+
+
+def image_part(
+    parts: dict[str, Part], label: str
+) -> tuple[bytearray, str, bytearray | None, bytearray | None]:
+    """An image part's bytes, content type and declared width and height (raw RGBA only)."""
+    part = parts.get(label)
+    if part is None:
+        raise ApiError(400, f"missing form part {label!r} (the image)")
+    width, height = parts.get(f"{label}_width"), parts.get(f"{label}_height")
+    return part.data, part.content_type, width.data if width else None, height.data if height else None
+
+
+def decode_image(parts: dict[str, Part], label: str) -> np.ndarray:
+    return decode_part(*image_part(parts, label), label)
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from analogy_engine import AnalogyParams
+from analogy_engine import AnalogyParams, Guidance
 from analogy_engine.contract import RESULT_PARTS
 
 from .config import ServerConfig
@@ -55,7 +55,7 @@ class UnknownJob(KeyError):
 
 @dataclass(eq=False)
 class Job:
-    """One job of any kind: an analogy (`a`, `b_prime`, run by worker.Runner with its
+    """One job of any kind: an analogy (`a`, `b_prime`, `guidance`, run by worker.Runner with its
     out-of-memory fallback) or a `task` made by its route (painting, animation; tasks.py)."""
 
     id: str
@@ -63,6 +63,7 @@ class Job:
     device: str  # where it runs: "cpu" or "cuda"
     a: np.ndarray | None = None
     b_prime: np.ndarray | None = None
+    guidance: Guidance | None = None  # region maps, structure mask, more references (guide.py)
     kind: str = "analogy"  # analogy | paint | animate
     task: Task | None = None
     # What the result route will serve once the job is done (known at submission: a name that
@@ -269,7 +270,7 @@ class JobManager:
         job.finished = time.monotonic()
         if state == DONE:
             job.progress = 1.0
-        job.a = job.b_prime = job.task = None  # inputs are not needed any more
+        job.a = job.b_prime = job.guidance = job.task = None  # inputs are not needed any more
         self._finished.append(job)
         self._last_activity = job.finished
         # Results are large (two float32 flows per job); failed and cancelled jobs are small, and

@@ -18,9 +18,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from analogy_engine import AnalogyParams, AnalogyResult, InputError
+from analogy_engine.contract import REF_AB, b_name
 
 from .errors import ApiError
 from .images import confidence_to_mask
+
+MASK_PREFIX = "mask_"  # mask_a_prime, mask_b (contract.RESULT_PARTS), and so mask_b_2, …
+
+
+def mask_name(image: str) -> str:
+    """The confidence mask of an image result: mask_b_2 for b_2."""
+    return MASK_PREFIX + image
 
 
 class Output(Protocol):
@@ -41,12 +49,17 @@ class AnalogyOutput:
 
     def part(self, name: str) -> np.ndarray | str:
         result = self.result
-        if name == "mask_a_prime":
-            return confidence_to_mask(result.confidence_a_prime)
-        if name == "mask_b":
-            return confidence_to_mask(result.confidence_b)
-        return {"a_prime": result.a_prime, "b": result.b, "flow_ab": result.flow_ab,
-                "flow_ba": result.flow_ba}[name]
+        if name == REF_AB and result.ref_ab is not None:
+            return result.ref_ab
+        # Each image with its confidence: B of every reference (b, b_2, …) and A′.
+        bs, confidences = [result.b, *result.b_more], [result.confidence_b, *result.confidence_b_more]
+        images = {b_name(n): pair for n, pair in enumerate(zip(bs, confidences, strict=True), 1)}
+        images["a_prime"] = (result.a_prime, result.confidence_a_prime)
+        if name.startswith(MASK_PREFIX):
+            return confidence_to_mask(images[name.removeprefix(MASK_PREFIX)][1])
+        if name in images:
+            return images[name][0]
+        return {"flow_ab": result.flow_ab, "flow_ba": result.flow_ba}[name]
 
 
 @dataclass

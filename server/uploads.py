@@ -8,7 +8,7 @@ Content-Length.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 try:
@@ -41,6 +41,7 @@ class FormReader:
         max_body: int,
         images: frozenset[str] = frozenset(IMAGE_FIELDS),
         max_parts: int = MAX_PARTS,
+        explain: Callable[[str], str | None] | None = None,
     ) -> None:
         ctype, options = parse_options_header(content_type)
         if ctype != b"multipart/form-data":
@@ -51,6 +52,9 @@ class FormReader:
         self.allowed = allowed
         self.images = images  # parts exempt from the small-field limit
         self.max_parts = max_parts
+        # A route's own reason for refusing a field it does not take (a reference past the
+        # limit), rather than only the list of names it does.
+        self.explain = explain
         self.max_body = max_body
         self.received = 0
         self.parts: dict[str, Part] = {}
@@ -109,7 +113,9 @@ class FormReader:
             raise ApiError(400, "every form part needs Content-Disposition: form-data; name=...")
         name = options[b"name"].decode("latin-1")
         if name not in self.allowed:
-            raise ApiError(400, f"unknown form field {name[:64]!r}; expected: {describe(self.allowed)}")
+            reason = self.explain(name) if self.explain is not None else None
+            expected = describe(self.allowed)
+            raise ApiError(400, reason or f"unknown form field {name[:64]!r}; expected: {expected}")
         if name in self.parts:
             raise ApiError(400, f"form field {name!r} appears more than once")
         ctype, _ = parse_options_header(self._headers.get(b"content-type", b""))
@@ -135,8 +141,14 @@ class FormReader:
 
 
 def describe(names: frozenset[str]) -> str:
-    """The expected field names, with an animation's numbered frames shown as a range."""
-    plain = sorted(n for n in names if not n.startswith("frame_"))
-    if len(plain) < len(names):
+    """The expected field names, with an animation's numbered frames shown as a range and the
+    raw-size fields of the other images as one note (a guided job has a dozen images)."""
+    frames = {n for n in names if n.startswith("frame_")}
+    images = {n for n in names - frames if f"{n}_width" in names and f"{n}_height" in names}
+    sizes = {f"{n}{suffix}" for n in images for suffix in ("_width", "_height")}
+    plain = sorted(names - frames - sizes)
+    if frames:
         plain.append("frame_1, frame_2, … (with frame_K_width, frame_K_height for raw RGBA)")
+    if images:
+        plain.append("and NAME_width, NAME_height beside an image part NAME sent as raw RGBA")
     return ", ".join(plain)

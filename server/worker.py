@@ -84,16 +84,19 @@ class Runner:
         def on_retry(attempt: Attempt) -> None:
             job.stage = f"retrying: {attempt.degraded}"
 
+        # Only a guided job passes `guidance`, so the analogy function of a plain one is called
+        # exactly as before guidance existed.
+        guided = {"guidance": job.guidance} if job.guidance is not None else {}
+
         def run(attempt: Attempt) -> AnalogyResult:
             engine = self.engine(attempt.device)
             assert job.a is not None and job.b_prime is not None
             return self.analogy_fn(
-                job.a, job.b_prime, attempt.params, progress=progress, cancel=cancel, engine=engine
+                job.a, job.b_prime, attempt.params, progress=progress, cancel=cancel, engine=engine, **guided
             )
 
-        shapes = (
-            [job.a.shape[:2], job.b_prime.shape[:2]] if job.a is not None and job.b_prime is not None else []
-        )
+        images = [job.a, job.b_prime, *(job.guidance.references if job.guidance is not None else [])]
+        shapes = [image.shape[:2] for image in images if image is not None]
         result, degraded = run_with_fallback(run, job.params, job.device, shapes, on_retry=on_retry)
         return AnalogyOutput(result), degraded
 
