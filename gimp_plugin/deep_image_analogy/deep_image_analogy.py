@@ -133,7 +133,7 @@ class DeepImageAnalogy(Gimp.PlugIn):
             if run_mode == Gimp.RunMode.INTERACTIVE:
                 import dia_ui  # GTK only when there is a dialog to show
 
-                if not dia_ui.ask_options(procedure, config, drawables):
+                if not dia_ui.ask_options(procedure, config, image, drawables):
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
             tell(analogy(image, drawables, config))
             return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)

@@ -30,8 +30,8 @@ GREY = "Y u8"  # a mask's strength, as GIMP applies layer masks (see dia_layers.
 @dataclass
 class Guide:
     """A job's guidance, read and checked: the extra references (as sources, for their B), the
-    job's extra image parts, the selection on A (one byte a pixel at A's size, or None) and the
-    engine's words for each map with the layer's name added, for its messages."""
+    job's extra image parts, the selection on A (one byte a pixel at A's size, or None) and, for
+    the engine's messages, how they name each map → the map's role and layer (most precise first)."""
 
     references: list[Source] = field(default_factory=list)
     parts: list[tuple[str, RawImage]] = field(default_factory=list)
@@ -61,8 +61,10 @@ def gather(config: Gimp.ProcedureConfig, options: Options, a: Source, b_prime: S
         for (what, part, layer), target, side in zip(maps, [a, *sources], ["A", *side_names(sources)],
                                                      strict=True):
             guide.parts.append((part, region_map(layer, what, target, side)))
-            guide.words[engine_words(part)] = f"{engine_words(part)} ('{layer.get_name()}')"
-            guide.words[part] = f"{what} '{layer.get_name()}'"
+            # The server says "regions_a (the region map of A)"; the engine alone, the latter.
+            named = f"{what} '{layer.get_name()}'"
+            guide.words.update({f"{part} ({engine_words(part)})": named, part: named,
+                                engine_words(part): named})
     else:
         check_distinct(roles)
     if options.structure != "none":
