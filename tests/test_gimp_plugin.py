@@ -668,13 +668,15 @@ def test_engine_killed_mid_job(gimp: harness.GimpRoot, tmp_path: Path) -> None:
 # The GUI: dialog, OK, result, one Ctrl+Z
 
 
-def gui_session(gimp: harness.GimpRoot, engine: EngineProcess,
-                case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], Path]:
+def gui_session(gimp: harness.GimpRoot, engine: EngineProcess, case: dict[str, Any],
+                driver: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str], Path]:
     """Run `case` INTERACTIVE in GIMP with its GUI under Xvfb, gui_driver.py pressing OK and
-    Ctrl+Z: (gui.json, the driver's and GIMP's logs, the output folder)."""
+    Ctrl+Z (and first Preview, with driver={"preview": True}): (gui.json, the driver's and
+    GIMP's logs, the output folder)."""
     out = gimp.work / "out" / case["name"]
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    (out / "driver.json").write_text(json.dumps(driver or {}))
     spec = gimp.work / "gui-spec.json"
     spec.write_text(json.dumps({"out": gimp.inside(out), "gui": case}))
     shutil.copy(engine.runtime, gimp.work / "run" / "engine.json")
@@ -730,3 +732,34 @@ def test_gui_animation_dialog(gimp: harness.GimpRoot, engine: EngineProcess) -> 
     run, _logs, _out = gui_session(gimp, engine, case)
     assert [r["name"] for r in run["new_tree"]] == FRAME_NAMES[::-1]
     assert run["tree_after"] == run["tree_before"] == run["tree_undone"]
+
+
+def colourful(png: Path) -> int:
+    """Pixels of a screenshot that are clearly coloured (GTK's theme is grey)."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    return int(((rgb.max(-1) - rgb.min(-1)) > 60).sum())
+
+
+def test_gui_preview_in_the_dialog(gimp: harness.GimpRoot, engine: EngineProcess) -> None:
+    """The dialog's Preview button shows a small A′ in the dialog (fast preset, working size 128);
+    then OK runs the filter as usual. The screenshot is kept in /tmp for people to look at."""
+    inputs = Inputs(gimp)
+    layers = standard_layers(inputs)
+    reg_a = inputs.layer("RegA", label_map(72, 56, RED, BLUE), 10, 6)
+    reg_b = inputs.layer("RegB", label_map(64, 48, BLUE, RED), 40, 30)
+    case = {"name": "gui-preview", "image": {"width": 120, "height": 90},
+            "layers": [reg_a, reg_b, layers["Photo"], layers["Painting"], layers["Background"]],
+            "select": ["Photo", "Painting"], "layer_args": {"regions-a": "RegA", "regions-b": "RegB"},
+            "args": {**FAST, "regions": True}}
+    run, logs, out = gui_session(gimp, engine, case, {"preview": True})
+    assert "preview shown" in logs["driver.log"], logs["driver.log"]
+    kept = Path(f"/tmp/dia-preview-gimp-{gimp.version}.png")
+    shutil.copy(out / "preview.png", kept)
+    print(f"[gimp {gimp.version}] preview screenshot: {kept}")
+    assert colourful(out / "preview.png") > colourful(out / "dialog.png") + 3000
+    # The preview was a job of its own at the preview's size, with the region maps.
+    queued = [line for line in engine.log().splitlines() if "queued" in line and '"size": 128' in line]
+    assert queued and '"preset": "fast"' in queued[-1] and "regions_a" in queued[-1], queued
+    assert top_level(run["tree_after"]) == ["RegA", "RegB", GROUP, "Photo", "Painting", "Background"]
