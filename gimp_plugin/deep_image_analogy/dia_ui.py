@@ -65,26 +65,24 @@ def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, image: 
     # The region map choosers only matter with region maps on.
     for name in ("regions-a", "regions-b", *(f"regions-ref-{n}" for n in EXTRA_REFERENCES)):
         dialog.set_sensitive(name, True, config, "regions", False)
-    dialog.fill_notebook("tabs", [f"{key}-tab" for key in pages], [f"{key}-page" for key in pages])
+    tabs = dialog.fill_notebook("tabs", [f"{key}-tab" for key in pages], [f"{key}-page" for key in pages])
     dialog.fill(["tabs"])
     preview = Preview(image, drawables, config)
-    beside(dialog, preview.widget)
+    beside(tabs, preview.widget)
     ok = dialog.run()
     preview.stop()
     dialog.destroy()
     return bool(ok)
 
 
-def beside(dialog: GimpUi.ProcedureDialog, widget: Gtk.Widget) -> None:
-    """`widget` to the right of what fill() put in the dialog (the dialog stays low enough for
-    small screens)."""
-    content = dialog.get_content_area()
+def beside(widget: Gtk.Widget, other: Gtk.Widget) -> None:
+    """`other` to the right of `widget` (the dialog stays low enough for small screens)."""
+    parent = widget.get_parent()
     row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
-    for child in content.get_children():
-        content.remove(child)
-        row.pack_start(child, True, True, 0)
-    row.pack_start(widget, False, False, 0)
-    content.pack_start(row, True, True, 0)
+    parent.remove(widget)
+    row.pack_start(widget, True, True, 0)
+    row.pack_start(other, False, False, 0)
+    parent.pack_start(row, True, True, 0)
     row.show_all()
 
 
