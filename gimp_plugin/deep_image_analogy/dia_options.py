@@ -91,7 +91,7 @@ GROUP_NAME = "Deep Image Analogy"
 MAX_EXTRA_REFERENCES = contract.MAX_REFERENCES - 1
 EXTRA_REFERENCES = tuple(range(2, contract.MAX_REFERENCES + 1))
 # The preview in the dialog: the fast preset at a small working size, on inputs scaled down to
-# PREVIEW_INPUT pixels on their longest side (uploads and results stay small), shown at most
+# PREVIEW_INPUT pixels on their longest side (uploads and results stay small), shown
 # PREVIEW_SHOW pixels wide or high; PREVIEW_TIMEOUT_S ends a preview that takes too long (the
 # first one may have to start the engine).
 PREVIEW_PRESET = "fast"

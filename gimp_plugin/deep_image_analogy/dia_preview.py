@@ -111,10 +111,9 @@ class Preview:
         width, height = a_prime.width, a_prime.height
         pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(GLib.Bytes.new(a_prime.data), GdkPixbuf.Colorspace.RGB,
                                                  False, 8, width, height, width * a_prime.channels)
-        factor = min(1.0, PREVIEW_SHOW / max(width, height))
-        if factor < 1.0:
-            pixbuf = pixbuf.scale_simple(max(1, round(width * factor)), max(1, round(height * factor)),
-                                         GdkPixbuf.InterpType.BILINEAR)
+        factor = PREVIEW_SHOW / max(width, height)  # small layers are shown bigger, too
+        pixbuf = pixbuf.scale_simple(max(1, round(width * factor)), max(1, round(height * factor)),
+                                     GdkPixbuf.InterpType.BILINEAR)
         self.picture.set_from_pixbuf(pixbuf)
         self.status.set_text(f"Preview of A′ ({width}×{height}, fast preset): {seconds:.1f} s. The "
                              "result itself comes at full size and quality.")
