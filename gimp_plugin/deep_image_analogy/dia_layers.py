@@ -74,7 +74,8 @@ def check_selection(drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
         layers.append(drawable)
     if not 1 <= len(layers) <= 2:
         raise PluginError(f"{len(layers) or 'No'} layers are selected: select exactly two layers "
-                          "(A and B′), or one layer and choose a reference layer in the dialog.")
+                          "(A and B′), or one layer and choose a reference layer in the dialog. More "
+                          "references are chosen in the dialog's More references tab.")
     return layers
 
 
