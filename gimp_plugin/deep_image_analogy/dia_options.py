@@ -224,8 +224,8 @@ _ALL: dict[str, Argument] = {arg.name: arg for arg in (
     Argument("device", "_Device", "Where the engine computes", "choice", Options.device, DEVICE_CHOICES),
     Argument("engine", "E_ngine address", "Empty: find or start the local engine; else "
              "http://127.0.0.1:PORT[#TOKEN] or a runtime file", "string", ""),
-    # Guidance (docs/guidance.md). Layer choosers cannot be emptied in the dialog, so a switch and
-    # a count say which of them are used.
+    # Guidance (docs/guidance.md). A switch, a choice and a count say which layer choosers are
+    # used, rather than relying on the dialog's choosers being emptied.
     Argument("regions", "Guide b_y region maps", "Pair regions: equal colours in Regions of A and "
              "Regions of B′ (and of each extra reference) must correspond", "boolean", Options.regions),
     Argument("regions-a", "Re_gions of A", "A layer of A's size (or covering A in its image) "
