@@ -677,6 +677,9 @@ def gui_session(gimp: harness.GimpRoot, engine: EngineProcess, case: dict[str, A
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     (out / "driver.json").write_text(json.dumps(driver or {}))
+    # An INTERACTIVE run starts from the last values GIMP stored (seen in 3.2), not from the
+    # caller's: forget those of the previous GUI test so that this case's arguments count.
+    shutil.rmtree(gimp.work / "config" / "GIMP" / gimp.version / "plug-in-settings", ignore_errors=True)
     spec = gimp.work / "gui-spec.json"
     spec.write_text(json.dumps({"out": gimp.inside(out), "gui": case}))
     shutil.copy(engine.runtime, gimp.work / "run" / "engine.json")
