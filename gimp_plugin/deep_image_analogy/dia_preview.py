@@ -72,6 +72,9 @@ class Preview:
         except (PluginError, EngineError) as err:
             self.status.set_text(f"No preview: {err}")
             return
+        except Exception as err:  # a bug: say so in the dialog rather than on GIMP's stderr
+            self.status.set_text(f"No preview (unexpected failure): {err!r}")
+            return
         stop = threading.Event()
         self.current = stop
         self.status.set_text(f"Preview: working at {PREVIEW_SIZE} pixels…")
