@@ -15,12 +15,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .contract import MAX_REFERENCES, REF_AB, b_name
+from .guidance import Guidance
 from .imageio import load_image, save_png
 from .paint.output import FILES as PAINT_FILES
 from .paint.output import write_painting
 from .paint.params import BRUSH_NAMES, PaintParams, paint_image
 from .params import AnalogyParams, OptionParams, ParamsError
-from .pipeline import Engine, analogy
+from .pipeline import Engine, analogy, check_guidance
 from .types import Cancelled, InputError
 
 P = TypeVar("P", bound=OptionParams)
@@ -66,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("b_prime", metavar="B_PRIME_IMAGE", help="reference image B′")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     add_params_arguments(parser)
+    guide = parser.add_argument_group("guidance (docs/guidance.md)")
+    guide.add_argument("--regions-a", metavar="FILE",
+                       help="region map of A (any image, A's size): "
+                       "equal colours = regions that must correspond")
+    guide.add_argument("--regions-b", metavar="FILE",
+                       help="region map of B′ (B′'s size), paired with --regions-a")
+    guide.add_argument("--reference", action="append", default=[], metavar="FILE",
+                       help=f"one more reference B′2, B′3, … (repeat; at most {MAX_REFERENCES - 1}): "
+                       "A′ may draw from all of them")
+    guide.add_argument("--regions-ref", action="append", default=[], metavar="FILE",
+                       help="region map of each --reference, in the same order")
+    guide.add_argument("--structure", metavar="FILE",
+                       help="grey map of A's size: white keeps A's structure, "
+                       "black takes B′'s content (collage)")
     parser.add_argument("--paint", type=int, default=0, metavar="N",
                         help="also paint A′ with N brush strokes: painting.png and strokes.svg (0: no)")
     parser.add_argument("--paint-brush", choices=BRUSH_NAMES, default="oil", help="brush of --paint")
@@ -125,12 +141,14 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"--out {out} exists and is not a folder")
     a = load_image(args.a, "A")
     b_prime = load_image(args.b_prime, "B′")
+    guidance = guidance_from(args)
+    check_guidance(a, b_prime, params, guidance)  # before the network loads
     engine = Engine.load(params.device)
     out.mkdir(parents=True, exist_ok=True)
     with progress_bar(args.quiet) as progress:
         # With --paint the bar runs over both jobs: the analogy to 80 %, the painting after it.
         share = 0.8 if painting else 1.0
-        result = analogy(a, b_prime, params, engine=engine,
+        result = analogy(a, b_prime, params, engine=engine, guidance=guidance,
                          progress=lambda f, stage: progress(f * share, stage))
         if painting:
             painted = paint_image(
@@ -140,8 +158,18 @@ def run(args: argparse.Namespace) -> dict:
     save_png(out / "b.png", result.b)
     np.save(out / "flow_ab.npy", result.flow_ab)
     np.save(out / "flow_ba.npy", result.flow_ba)
+    outputs = list(OUTPUTS)
+    for number, b in enumerate(result.b_more, start=2):
+        save_png(out / f"{b_name(number)}.png", b)
+        outputs.append(f"{b_name(number)}.png")
+    if result.ref_ab is not None:
+        np.save(out / f"{REF_AB}.npy", result.ref_ab)
+        outputs.append(f"{REF_AB}.npy")
     inputs = {"a": str(args.a), "b_prime": str(args.b_prime)}
-    report = dict(result.report, inputs=inputs, outputs=list(OUTPUTS))
+    for flag in ("regions_a", "regions_b", "structure", "reference", "regions_ref"):
+        if getattr(args, flag):
+            inputs[flag] = getattr(args, flag)
+    report = dict(result.report, inputs=inputs, outputs=outputs)
     if painting:
         report["painting"] = write_painting(out, painted, result.a_prime.shape[:2])
         report["outputs"] += PAINT_FILES
@@ -149,9 +177,28 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def guidance_from(args: argparse.Namespace) -> Guidance:
+    """The guidance files read (each named in its error messages); sizes are checked later, by
+    `check_guidance`, against the images they go with."""
+    if len(args.reference) + 1 > MAX_REFERENCES:
+        raise InputError(f"{len(args.reference)} --reference given; the limit is {MAX_REFERENCES - 1}")
+
+    def read(path: str | None, name: str) -> np.ndarray | None:
+        return load_image(path, name) if path else None
+
+    return Guidance(
+        regions_a=read(args.regions_a, "--regions-a"),
+        regions_b=read(args.regions_b, "--regions-b"),
+        structure=read(args.structure, "--structure"),
+        references=[load_image(p, f"--reference {p}") for p in args.reference],
+        regions_refs=[load_image(p, f"--regions-ref {p}") for p in args.regions_ref],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     code, report = run_guarded(lambda: run(args), "a smaller --size or smaller images")
     if report is not None and not args.quiet:
-        print(f"wrote {', '.join(OUTPUTS)} to {args.out} in {report['total_seconds']:.1f} s", file=sys.stderr)
+        written = ", ".join(report["outputs"])
+        print(f"wrote {written} to {args.out} in {report['total_seconds']:.1f} s", file=sys.stderr)
     return code

@@ -76,6 +76,15 @@ def b_name(number: int) -> str:
 
 REF_AB = "ref_ab"  # which reference each A pixel's flow points into (0 = B′), uint8 (H_A, W_A)
 
+
+MASK_PREFIX = "mask_"
+
+
+def mask_name(result: str) -> str:
+    """The layer-mask result of an image result: mask_a_prime, mask_b, mask_b_2, …"""
+    return MASK_PREFIX + result
+
+
 MIN_SIZE = 32  # working side in pixels: two cells of the 16× coarser relu5_1 map
 MAX_SIZE = 2048  # working side; beyond this VGG matching costs grow with no visible gain
 MIN_INPUT_SIDE = 8

@@ -210,7 +210,7 @@ def blend(result: Tensor, fallback: Tensor, keep: Tensor) -> Tensor:
 
 def fill(
     guide: Tensor, result: Tensor, conf: Tensor, low: float = LOW, high: float = HIGH,
-    step: Callable[[], None] | None = None,
+    step: Callable[[], None] | None = None, collage: Tensor | None = None,
 ) -> Tensor:
     """The matched `result` (3, H, W) with its low-confidence regions replaced by the colour
     transfer onto `guide` (the source, same size). `conf` (h, w) is `confidence` on the working
@@ -221,12 +221,19 @@ def fill(
     The replacement keeps the result's own fine detail (what a box of `DETAIL` of the shorter
     side takes away: brush strokes, hatching, grain): a blotch is a wrong colour over a region,
     and the look's texture is still the look's. A flat blotch has no detail to give back.
+
+    `collage` (h, w) in 0..1 marks where the result is meant to show the other image's content
+    (the structure mask's black): kept as it is there, and left out of the colour models, whose
+    pairs of source and result colours it would falsify.
     """
     tick = step if step is not None else (lambda: None)
     keep = weight(conf, low, high)
-    fallback = colour_transfer(guide, result, keep, (conf.shape[0], conf.shape[1]), step=tick)
+    fitted = keep if collage is None else keep * (1 - collage)
+    fallback = colour_transfer(guide, result, fitted, (conf.shape[0], conf.shape[1]), step=tick)
     radius = max(1, round(min(result.shape[1], result.shape[2]) * DETAIL))
     fallback = (fallback + result - box_filter(result, radius)).clamp(0.0, 1.0)
     tick()
     soft = box_filter(keep[None], max(1, round(min(conf.shape) / 100)))[0]
+    if collage is not None:
+        soft = torch.maximum(soft, collage)
     return blend(result, fallback, soft)

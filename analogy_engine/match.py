@@ -29,26 +29,34 @@ def normalize(features: Tensor, eps: float = 1e-8) -> Tensor:
     return features / features.norm(dim=0, keepdim=True).clamp_min(eps)
 
 
-def stack_pairs(first: Tensor, second: Tensor) -> Tensor:
+def stack_pairs(first: Tensor, second: Tensor, first_weight: Tensor | None = None) -> Tensor:
     """(C, H, W) × 2 → (H, W, 2C) of normalised features, channels last for row gathers.
 
     Each half is scaled by 1/√2 so that the dot product of two stacks is the mean of the two
-    cosine similarities, in [−1, 1].
+    cosine similarities, in [−1, 1]. `first_weight` (1, H, W) scales the first half per cell:
+    where it is 0 a match is judged on the second pair alone (the structure mask's collage).
     """
-    stacked = torch.cat([normalize(first), normalize(second)], dim=0) * (0.5**0.5)
+    head = normalize(first) if first_weight is None else normalize(first) * first_weight
+    stacked = torch.cat([head, normalize(second)], dim=0) * (0.5**0.5)
     return stacked.permute(1, 2, 0).contiguous()
 
 
-def project(first: Tensor, second: Tensor, dims: int | None, sample: int = 8192) -> tuple[Tensor, Tensor]:
+def project(
+    first: Tensor, second: Tensor, dims: int | None, sample: int = 8192,
+    basis_of: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
     """Project two (H, W, D) stacks onto the top `dims` eigenvectors of their joint second moment.
 
     Uncentred on purpose: the eigenvectors of E[x xᵀ] are the subspace that best preserves dot
-    products, which is what the match scores. The moment is estimated on an even subsample.
+    products, which is what the match scores. The moment is estimated on an even subsample, of
+    `basis_of` when given (stacks whose subspace is to be used instead: a structure mask reweighs
+    part of the stacks, and the basis must not move for the rest of the image).
     """
     d = first.shape[-1]
     if dims is None or dims >= d:
         return first, second
-    rows = torch.cat([first.reshape(-1, d), second.reshape(-1, d)])
+    moment_of = basis_of if basis_of is not None else (first, second)
+    rows = torch.cat([moment_of[0].reshape(-1, d), moment_of[1].reshape(-1, d)])
     subset = rows[:: max(1, rows.shape[0] // sample)]
     moment = subset.T @ subset
     # A flat image gives a moment of rank one, on which LAPACK's eigh may fail to converge. A

@@ -155,12 +155,20 @@ def _blend(own: Tensor, r: Tensor, alpha: float, keep: Tensor | None = None) -> 
     return own * weight + r * (1 - weight)
 
 
-def _stacks(pair: list[Pyramid], step: Step, unknowns: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+def _stacks(
+    pair: list[Pyramid], step: Step, unknowns: tuple[Tensor, Tensor], keep: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """A with A′ against B with B′ at the step's level (one dot product is the paper's two-pair
-    similarity), projected onto the step's principal components; `unknowns` is (A′, B)."""
+    similarity), projected onto the step's principal components; `unknowns` is (A′, B). `keep`
+    (the structure mask on A's grid) also weighs A's own half: where A′ is to take B′'s content,
+    A's structure must not pull the match back to it either."""
     a, b_prime = pair[0][step.level], pair[1][step.level]
-    stack_a, stack_b = match.stack_pairs(a, unknowns[0]), match.stack_pairs(unknowns[1], b_prime)
-    return match.project(stack_a, stack_b, step.dims)
+    stack_a = match.stack_pairs(a, unknowns[0])
+    stack_b = match.stack_pairs(unknowns[1], b_prime)
+    if keep is None:
+        return match.project(stack_a, stack_b, step.dims)
+    weighed = match.stack_pairs(a, unknowns[0], keep)
+    return match.project(weighed, stack_b, step.dims, basis_of=(stack_a, stack_b))
 
 
 def _hw(t: Tensor) -> tuple[int, int]:
@@ -262,7 +270,7 @@ def _locate_between_cells(
                guide.keep(step.a_hw) if d.name == "ab" else None)
         for d in directions
     ]
-    stacks = _stacks(pair, step, (unknowns[0], unknowns[1]))
+    stacks = _stacks(pair, step, (unknowns[0], unknowns[1]), guide.keep(step.a_hw))
     for d in directions:
         d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
 
@@ -316,7 +324,7 @@ def match_pyramids(
             timer.add("inversion", t)
         t = time.perf_counter()
         unknowns = (directions[0].unknown, directions[1].unknown)
-        stacks = _stacks(pair, step, unknowns)  # type: ignore[arg-type]
+        stacks = _stacks(pair, step, unknowns, guide.keep(step.a_hw))  # type: ignore[arg-type]
         for d in directions:
             src, tgt = stacks[d.own], stacks[1 - d.own]
             n, per = step.match_units[0 if d.name == "ab" else 1]
@@ -488,7 +496,11 @@ def _analogy_pair(
         back = ba if d is ab else ab
         assert d.carried is not None and back.carried is not None
         conf = fallback_colour.confidence(pair[d.own][CONFIDENCE_LEVEL], d.carried, back.carried)
-        outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work, conf)
+        keep = guide.keep(_hw(conf)) if guide is not None and d is ab else None
+        # Where the structure mask asks for B′'s content, a match that does not come back to A
+        # is the point, not a failure: the fallback must not restore A's structure there.
+        collage = 1 - keep[0] if keep is not None else None
+        outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work, conf, collage)
         work.add(schedule.reconstruct_units / 2)
     timer.add("reconstruction", t)
     return _Pair(outputs["ab"], outputs["ba"], _hw(b_full))
@@ -544,7 +556,7 @@ def _combine(
 
 def _reconstruct(
     d: _Direction, src_full: Tensor, tgt_full: Tensor, tgt_hw: tuple[int, int], settings: Settings,
-    work: _Work, conf: Tensor | None = None,
+    work: _Work, conf: Tensor | None = None, collage: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(image, flow, confidence) at the source's full size from the working-size field.
 
@@ -552,12 +564,17 @@ def _reconstruct(
     it is low, and `settings.fallback` is on, the source recoloured by the confident matches'
     colours replaces the copied patches; it is also the confidence returned. Without it (the
     animation's frames) the level-1 patch similarity is returned and nothing is replaced.
+    `collage` (working grid, 0..1): where the structure mask took B′'s content; nothing is
+    replaced there, and the confidence returned is at least `collage`, so that a confidence
+    mask shows it.
     """
     assert d.field is not None and d.similarity is not None
     patch = settings.preset.full_res_patch
     flow, image = upscale(d.carried, tgt_hw, _hw(src_full), tgt_full, patch, work.check)
     if conf is not None and settings.fallback:
-        image = fallback_colour.fill(src_full, image, conf, step=work.check)
+        image = fallback_colour.fill(src_full, image, conf, step=work.check, collage=collage)
+    if conf is not None and collage is not None:
+        conf = torch.maximum(conf, collage)
     if settings.refine:
         image = refine(src_full, image, step=work.check)
     measured = conf if conf is not None else d.similarity

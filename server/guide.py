@@ -12,6 +12,7 @@ job is a 4xx now instead of a failed job later.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from analogy_engine.contract import (
     REF_AB,
     RESULT_PARTS,
     b_name,
+    mask_name,
     reference_part,
     regions_ref_part,
 )
@@ -30,7 +32,6 @@ from analogy_engine.contract import (
 from .config import MAX_JOB_PIXELS
 from .errors import ApiError
 from .images import decode_image, image_part, part_size
-from .tasks import mask_name
 from .uploads import Part
 
 REGIONS_A, REGIONS_B, STRUCTURE = GUIDE_PARTS
@@ -38,6 +39,9 @@ NUMBERS = range(2, MAX_REFERENCES + 1)  # B′ is reference 1
 REFERENCE_LABELS = tuple(reference_part(n) for n in NUMBERS)
 REGIONS_REF_LABELS = tuple(regions_ref_part(n) for n in NUMBERS)
 GUIDANCE_LABELS = (*GUIDE_PARTS, *REFERENCE_LABELS, *REGIONS_REF_LABELS)
+# One check at a time: labelling a map takes several 8-byte arrays per pixel (about 2 GB for a job
+# at MAX_JOB_PIXELS), and the queue lets several uploads arrive together (as images.DECODE_SLOTS).
+CHECK_SLOTS = threading.BoundedSemaphore(1)
 NUMBERED = re.compile(r"(.*?)([0-9]{1,9})(_width|_height)?")
 
 # The engine names the images in its messages; a client needs the part to fix. Longest first,
@@ -148,7 +152,8 @@ def check_job(a: np.ndarray, b_prime: np.ndarray, params: AnalogyParams, guidanc
     """What analogy() would refuse about the decoded job, as a 4xx naming the part (422 for a
     parameter, as for every other parameter)."""
     try:
-        check_guidance(a, b_prime, params, guidance if guidance is not None else Guidance())
+        with CHECK_SLOTS:
+            check_guidance(a, b_prime, params, guidance if guidance is not None else Guidance())
     except ParamsError as error:
         raise ApiError(422, str(error)[:500]) from None
     except InputError as error:

@@ -18,17 +18,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from analogy_engine import AnalogyParams, AnalogyResult, InputError
-from analogy_engine.contract import REF_AB, b_name
+from analogy_engine.contract import MASK_PREFIX, REF_AB, b_name
 
 from .errors import ApiError
 from .images import confidence_to_mask
-
-MASK_PREFIX = "mask_"  # mask_a_prime, mask_b (contract.RESULT_PARTS), and so mask_b_2, …
-
-
-def mask_name(image: str) -> str:
-    """The confidence mask of an image result: mask_b_2 for b_2."""
-    return MASK_PREFIX + image
 
 
 class Output(Protocol):

@@ -269,3 +269,68 @@ def test_paint_option_out_of_range_exits_2_before_any_work(tmp_path: Path,
     assert code == 2
     assert "strokes must be an integer from 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------ guidance
+
+
+def _guidance_files(tmp: Path) -> dict[str, Path]:
+    """Small inputs for the guidance options: A and B′ 48 × 40, a second reference 40 × 32, their
+    region maps (top red, bottom blue), a grey structure mask and a wrong-size map."""
+    files = {}
+    for name, image in (("a", photo(48, 40)), ("b", photo(48, 40)[:, ::-1]), ("ref", photo(40, 32))):
+        files[name] = tmp / f"{name}.png"
+        Image.fromarray(np.ascontiguousarray(image)).save(files[name])
+    for name, (w, h) in (("regions_a", (48, 40)), ("regions_b", (48, 40)), ("regions_ref", (40, 32)),
+                         ("regions_small", (20, 20))):
+        labels = np.zeros((h, w, 3), np.uint8)
+        labels[: h // 2], labels[h // 2 :] = (255, 0, 0), (0, 0, 255)
+        files[name] = tmp / f"{name}.png"
+        Image.fromarray(labels).save(files[name])
+    files["one_sided"] = tmp / "one_sided.png"
+    Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(files["one_sided"])
+    files["structure"] = tmp / "structure.png"
+    Image.fromarray(np.full((40, 48), 255, np.uint8), mode="L").save(files["structure"])
+    return files
+
+
+def test_guidance_options_write_each_references_b_and_ref_ab(tmp_path: Path,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    """--reference, --regions-a/-b, --regions-ref and --structure (docs/cli.md): b_2.png at the
+    second reference's size, ref_ab.npy (uint8, A's size) saying which reference each pixel took
+    (the regions allow both; the report lists both references and the regions)."""
+    f = _guidance_files(tmp_path)
+    out = tmp_path / "out"
+    done = cli_main(capfd, f["a"], f["b"], "--out", out, "--size", "32", "--preset", "fast", "--quiet",
+                    "--reference", f["ref"], "--regions-a", f["regions_a"], "--regions-b", f["regions_b"],
+                    "--regions-ref", f["regions_ref"], "--structure", f["structure"])
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["outputs"]) == {*OUTPUTS, "b_2.png", "ref_ab.npy"}
+    with Image.open(out / "b_2.png") as b_2:
+        assert b_2.size == (40, 32)
+    ref_ab = np.load(out / "ref_ab.npy")
+    assert ref_ab.dtype == np.uint8 and ref_ab.shape == (40, 48) and set(np.unique(ref_ab)) <= {0, 1}
+    assert len(report["references"]) == 2 and report["regions"] == ["#0000ff", "#ff0000"]
+    assert report["inputs"]["reference"] == [str(f["ref"])]
+
+
+@pytest.mark.parametrize("case", ["one-sided regions", "one map", "map size", "mix length",
+                                  "regions-ref alone", "too many references"])
+def test_bad_guidance_exits_2_before_any_work(case: str, tmp_path: Path,
+                                              capfd: pytest.CaptureFixture[str]) -> None:
+    f = _guidance_files(tmp_path)
+    args, word = {
+        "one-sided regions": (["--regions-a", f["regions_a"], "--regions-b", f["one_sided"]],
+                              "not in any reference's region map"),
+        "one map": (["--regions-a", f["regions_a"]], "regions are paired"),
+        "map size": (["--regions-a", f["regions_small"], "--regions-b", f["regions_b"]], "20×20"),
+        "mix length": (["--reference", f["ref"], "--mix", "1,2,3"], "mix has 3"),
+        "regions-ref alone": (["--reference", f["ref"], "--regions-ref", f["regions_ref"]],
+                              "region maps of A"),
+        "too many references": (["--reference", f["ref"]] * 4, "the limit is 3"),
+    }[case]
+    out = tmp_path / "out"
+    done = cli_main(capfd, f["a"], f["b"], "--out", out, "--size", "32", *args)
+    assert done.returncode == 2
+    _assert_clean_failure(done, out, word)
