@@ -85,7 +85,7 @@ def test_arguments_make_the_options() -> None:
     for arguments in PROCEDURES.values():
         assert len({arg.name for arg in arguments}) == len(arguments)
         for arg in arguments:
-            assert arg.kind in ("choice", "int", "boolean", "string", "layer"), arg
+            assert arg.kind in ("choice", "int", "boolean", "string", "layer", "channel"), arg
             if arg.kind == "choice":
                 assert arg.default in opts.nicks(arg.choices), arg
             if arg.kind == "int":
@@ -138,3 +138,43 @@ def test_animation_params_are_the_analogys_plus_independent() -> None:
     sent = o.animation_params()
     assert sent.pop("independent") is True
     assert params.AnalogyParams.from_dict(sent).size == 64
+
+
+def test_guidance_arguments_follow_the_contract() -> None:
+    """A reference picker and a region map picker for each reference after B′, up to the limit."""
+    names = {a.name for a in opts.ARGUMENTS}
+    numbers = range(2, contract.MAX_REFERENCES + 1)
+    assert {f"reference-{n}" for n in numbers} | {f"regions-ref-{n}" for n in numbers} <= names
+    assert {"regions", "regions-a", "regions-b", "structure", "structure-channel", "mix"} <= names
+    extra = next(a for a in opts.ARGUMENTS if a.name == "extra-references")
+    assert (extra.low, extra.high) == (0, contract.MAX_REFERENCES - 1)
+    assert not {a.name for a in opts.ANIMATION_ARGUMENTS} & {"regions", "structure", "mix"}
+
+
+@pytest.mark.parametrize("text, count, sent", [
+    ("1,1", 2, "1,1"), (" 2 , 0.5 ", 2, "2,0.5"), ("1,.25,0", 3, "1,0.25,0"), ("3", 1, "3"),
+])
+def test_mix_is_sent_as_the_engine_takes_it(text: str, count: int, sent: str) -> None:
+    o = opts.Options(extra_references=count - 1, mix=text)
+    got = o.engine_params().get("mix")
+    if count == 1:
+        assert got is None  # without extra references the mix means nothing and is not sent
+        assert opts.parse_mix(text, count) == sent
+        return
+    assert got == sent
+    assert params.AnalogyParams.from_dict(o.engine_params()).mix == sent
+
+
+@pytest.mark.parametrize("text, count, words", [
+    ("1,2,3", 2, "3 weights for 2 references"), ("1", 2, "1 weight for 2"), ("a,b", 2, "not a list"),
+    ("-1,2", 2, "not a list"), ("0,0", 2, "weight 0"), ("1e3,1", 2, "not a list"),
+])
+def test_mix_errors_say_why(text: str, count: int, words: str) -> None:
+    with pytest.raises(opts.MixError, match=words):
+        opts.parse_mix(text, count)
+
+
+def test_preview_params_are_fast_and_small() -> None:
+    sent = opts.Options(mode="style-to-style", preset="faithful", size=700).preview_params()
+    parsed = params.AnalogyParams.from_dict(sent)
+    assert (parsed.preset, parsed.size, parsed.mode) == ("fast", opts.PREVIEW_SIZE, "style-to-style")

@@ -377,6 +377,195 @@ def test_animation_new_image(gimp, paint_anim_runs, engine) -> None:  # noqa: AN
 
 
 # ---------------------------------------------------------------------------------------------
+# Guidance (issue 10): region maps, a structure mask, more references, the selection
+
+
+def halves(width: int, height: int) -> np.ndarray:
+    """A reference whose top half is reddish and bottom half bluish, both textured."""
+    rgba = photos.painting(width, height, seed=9).astype(np.float32)
+    top = rgba[..., :3] * (0.5, 0.15, 0.15) + (120, 0, 0)
+    bottom = rgba[..., :3] * (0.15, 0.15, 0.5) + (0, 0, 120)
+    rgba[..., :3] = np.where((np.arange(height) < height // 2)[:, None, None], top, bottom)
+    return np.clip(rgba, 0, 255).astype(np.uint8)
+
+
+def label_map(width: int, height: int, top: tuple[int, int, int], bottom: tuple[int, int, int],
+              split: int | None = None) -> np.ndarray:
+    """An opaque region map: `top` above row `split` (half way by default), `bottom` below."""
+    rgba = np.full((height, width, 4), 255, np.uint8)
+    split = height // 2 if split is None else split
+    rgba[:split, :, :3] = top
+    rgba[split:, :, :3] = bottom
+    return rgba
+
+
+RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
+
+
+def guided_run(engine: EngineProcess, a: np.ndarray, b_prime: np.ndarray, params: dict[str, Any],
+               names: list[str], parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The engine's own results for a guided job (the plug-in's client, outside GIMP)."""
+    from server_harness import dia_client, raw_array, raw_image
+
+    job = dia_client.analogy_job(raw_image(a), raw_image(b_prime), params, names,
+                                 [(name, raw_image(image)) for name, image in parts.items()])
+    results, _info = dia_client.run_job(engine.client, job)
+    return {name: raw_array(result) for name, result in results.items()}
+
+
+def grey_rgba(grey: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.repeat(grey[..., None], 3, -1), np.full(grey.shape + (1,), 255, np.uint8)], -1)
+
+
+@pytest.fixture(scope="module")
+def guide_runs(gimp: harness.GimpRoot, engine: EngineProcess) -> tuple[Inputs, dict[str, Any]]:
+    inputs = Inputs(gimp)
+    layers = standard_layers(inputs)
+    image = {"width": 120, "height": 90}
+    a = inputs.layer("A", photos.photo(48, 40, seed=4), 4, 4)
+    b = inputs.layer("Halves", halves(48, 40), 60, 40)
+    # Swapped halves: A's top is paired with B′'s bottom. Regions of A has A's size; Regions of
+    # B′ covers the canvas (as a new layer does) and is read where B′ lies.
+    reg_a = inputs.layer("RegA", label_map(48, 40, RED, BLUE), 4, 4)
+    canvas_b = label_map(120, 90, BLUE, RED, split=60)
+    reg_b = inputs.layer("RegB", canvas_b)
+    collage = np.full((90, 120), 255, np.uint8)
+    collage[4:24, 4:28] = 0  # A's top-left: take B′'s content there
+    inputs.arrays["Collage"] = collage
+    (gimp.work / "Collage.y").write_bytes(collage.tobytes())
+    look2 = inputs.layer("Look2", photos.painting(40, 32, seed=13), 3, 2)
+    cases = [
+        {"name": "regions-structure", "image": image, "layers": [reg_a, reg_b, a, b, layers["Background"]],
+         "select": ["A", "Halves"],
+         "channels": [{"name": "Collage", "file": gimp.inside(gimp.work / "Collage.y")}],
+         "layer_args": {"regions-a": "RegA", "regions-b": "RegB"},
+         "channel_args": {"structure-channel": "Collage"},
+         "args": {**FAST, "regions": True, "structure": "channel", "results": "a-prime"}},
+        # Two references (the second from another image) with a mix; a selection on A.
+        {"name": "references", "image": image,
+         "layers": [layers["Photo"], layers["Painting"], layers["Background"]],
+         "select": ["Photo", "Painting"],
+         "extra_images": [{"image": {"width": 50, "height": 40}, "layers": [look2]}],
+         "layer_args": {"reference-2": "Look2"}, "selection": [10, 6, 36, 28],
+         "args": {**FAST, "extra-references": 1, "mix": "1, 0.5", "mask": "confidence"}},
+    ]
+    return inputs, run_cases(gimp, cases, "guidance", engine.runtime)
+
+
+def test_regions_and_structure_channel_reach_the_engine(gimp, guide_runs, engine) -> None:  # noqa: ANN001
+    inputs, runs = guide_runs
+    run = runs["regions-structure"]
+    assert run["success"], run["error"]
+    assert all(run["sources_unchanged"].values())
+    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    assert [r["name"] for r in children] == ["A′ (A)"]
+    a_prime, _mask = dump(gimp, run, "A′ (A)")
+    b_prime = inputs.arrays["Halves"]
+    # Swapped halves: A′'s top takes B′'s bottom (bluish), its bottom B′'s top (reddish).
+    rgb = a_prime[..., :3].astype(int)
+    bluish = rgb[..., 2] > rgb[..., 0]
+    shares = bluish[:16].mean(), (~bluish[24:]).mean()
+    assert min(shares) > 0.95, shares
+    # Exactly what the engine makes of these maps: RegB read where B′ lies, the channel under A.
+    parts = {"regions_a": inputs.arrays["RegA"], "regions_b": inputs.arrays["RegB"][40:80, 60:108],
+             "structure": grey_rgba(inputs.arrays["Collage"][4:44, 4:52])}
+    want = guided_run(engine, inputs.arrays["A"], b_prime, {**FAST, "mode": "photo-to-style"},
+                      ["a_prime"], parts)
+    np.testing.assert_array_equal(a_prime[..., :3], want["a_prime"])
+    unguided = engine.run(inputs.arrays["A"], b_prime, {**FAST, "mode": "photo-to-style"}, ["a_prime"])
+    assert not np.array_equal(unguided["a_prime"], want["a_prime"])
+
+
+def test_more_references_and_the_selection(gimp, guide_runs, engine) -> None:  # noqa: ANN001
+    inputs, runs = guide_runs
+    run = runs["references"]
+    assert run["success"], run["error"]
+    assert all(run["sources_unchanged"].values())
+    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    assert [r["name"] for r in children] == ["A′ (Photo)", "B (Painting)", "B (Look2)"]
+    assert geometry(children[2]) == (3, 2, 40, 32) and children[2]["mask"]
+    a, b_prime, look2 = inputs.arrays["Photo"], inputs.arrays["Painting"], inputs.arrays["Look2"]
+    names = ["a_prime", "b", "b_2", "mask_a_prime", "mask_b", "mask_b_2"]
+    want = guided_run(engine, a, b_prime, {**FAST, "mode": "photo-to-style", "mix": "1,0.5"}, names,
+                      {"reference_2": look2})
+    a_prime_px, a_prime_mask = dump(gimp, run, "A′ (Photo)")
+    b2_px, b2_mask = dump(gimp, run, "B (Look2)")
+    np.testing.assert_array_equal(a_prime_px[..., :3], want["a_prime"])
+    np.testing.assert_array_equal(b2_px[..., :3], want["b_2"])
+    np.testing.assert_array_equal(b2_mask, expected_mask(want["mask_b_2"], look2[..., 3]))
+    # The selection (canvas 10..46 × 6..34 = all of A's top-left 36×28) limits A′'s mask only.
+    selection = np.zeros(a.shape[:2], np.uint8)
+    selection[:28, :36] = 255
+    np.testing.assert_array_equal(
+        a_prime_mask, expected_mask(expected_mask(want["mask_a_prime"], a[..., 3]), selection))
+    _b_px, b_mask = dump(gimp, run, "B (Painting)")
+    np.testing.assert_array_equal(b_mask, expected_mask(want["mask_b"], b_prime[..., 3]))
+
+
+@pytest.fixture(scope="module")
+def guide_error_runs(gimp: harness.GimpRoot, engine: EngineProcess) -> dict[str, Any]:
+    """Bad guidance: refused before the job (or by the engine at submission), image unchanged."""
+    inputs = Inputs(gimp)
+    image = {"width": 120, "height": 90}
+    a = inputs.layer("A", photos.photo(48, 40, seed=4), 4, 4)
+    b = inputs.layer("Halves", halves(48, 40), 60, 40)
+    reg_a = inputs.layer("RegA", label_map(48, 40, RED, BLUE), 4, 4)
+    reg_b = inputs.layer("RegB", label_map(48, 40, BLUE, RED), 60, 40)
+    green = inputs.layer("RegGreen", label_map(48, 40, GREEN, BLUE), 60, 40)
+    small = inputs.layer("Small", label_map(30, 20, RED, BLUE))
+    indexed = inputs.layer("Indexed", label_map(48, 40, RED, BLUE))
+    look2 = inputs.layer("Look2", photos.painting(40, 32, seed=13))
+    group = {"name": "Group", "group": True}
+    base = {"image": image, "layers": [group, reg_a, reg_b, green, a, b], "select": ["A", "Halves"]}
+    regions = {**FAST, "regions": True}
+
+    def case(name: str, args: dict[str, Any], **more: Any) -> dict[str, Any]:
+        return {**base, "name": name, "args": args, **more}
+
+    cases = [
+        case("regions-wrong-size", regions, layer_args={"regions-a": "Small", "regions-b": "RegB"},
+             extra_images=[{"image": {"width": 30, "height": 20}, "layers": [small]}]),
+        case("regions-one-sided", regions, layer_args={"regions-a": "RegA", "regions-b": "RegGreen"}),
+        case("regions-indexed", regions, layer_args={"regions-a": "Indexed", "regions-b": "RegB"},
+             extra_images=[{"image": {"width": 48, "height": 40, "base": "indexed"}, "layers": [indexed]}]),
+        case("regions-group", regions, layer_args={"regions-a": "RegA", "regions-b": "Group"}),
+        case("regions-twice", regions, layer_args={"regions-a": "A", "regions-b": "RegB"}),
+        case("regions-missing", regions, layer_args={"regions-a": "RegA"}),
+        case("mix-count", {**FAST, "extra-references": 1, "mix": "1,2,3"},
+             layer_args={"reference-2": "Look2"},
+             extra_images=[{"image": {"width": 40, "height": 32}, "layers": [look2]}]),
+        case("reference-missing", {**FAST, "extra-references": 1}),
+        case("reference-twice", {**FAST, "extra-references": 1}, layer_args={"reference-2": "Halves"}),
+        case("no-layer-mask", {**FAST, "structure": "layer-mask"}),
+        case("no-selection", {**FAST, "structure": "selection"}),
+    ]
+    return run_cases(gimp, cases, "guide-errors", engine.runtime)
+
+
+@pytest.mark.parametrize("case, words", [
+    ("regions-wrong-size", ["Regions of A 'Small' is 30×20 pixels", "layer A 'A' is 48×40"]),
+    ("regions-one-sided", ["Regions of A 'RegA'", "#ff0000", "same colour on both sides"]),
+    ("regions-indexed", ["Regions of A 'Indexed'", "indexed image", "Image ▸ Mode ▸ RGB"]),
+    ("regions-group", ["Regions of B′ 'Group' is a layer group"]),
+    ("regions-twice", ["'A' is used twice, as layer A and as Regions of A"]),
+    ("regions-missing", ["Regions of B′ is not chosen"]),
+    ("mix-count", ["3 weights for 2 references", "Mix weights"]),
+    ("reference-missing", ["choose Reference 2"]),
+    ("reference-twice", ["'Halves' is used twice, as layer B′ and as Reference 2"]),
+    ("no-layer-mask", ["layer A 'A' has none", "Add Layer Mask"]),
+    ("no-selection", ["nothing is selected"]),
+])
+def test_guidance_errors_explain_and_change_nothing(guide_error_runs, case, words) -> None:  # noqa: ANN001
+    run = guide_error_runs[case]
+    assert not run["success"]
+    assert run["status"] == 0, run["error"]
+    for word in words:
+        assert word in run["error"], run["error"]
+    assert run["tree_after"] == run["tree_before"]
+    assert all(run["sources_unchanged"].values())
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors: a clean message, the image unchanged
 
 
@@ -479,13 +668,18 @@ def test_engine_killed_mid_job(gimp: harness.GimpRoot, tmp_path: Path) -> None:
 # The GUI: dialog, OK, result, one Ctrl+Z
 
 
-def gui_session(gimp: harness.GimpRoot, engine: EngineProcess,
-                case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], Path]:
+def gui_session(gimp: harness.GimpRoot, engine: EngineProcess, case: dict[str, Any],
+                driver: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str], Path]:
     """Run `case` INTERACTIVE in GIMP with its GUI under Xvfb, gui_driver.py pressing OK and
-    Ctrl+Z: (gui.json, the driver's and GIMP's logs, the output folder)."""
+    Ctrl+Z (and first Preview, with driver={"preview": True}): (gui.json, the driver's and
+    GIMP's logs, the output folder)."""
     out = gimp.work / "out" / case["name"]
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    (out / "driver.json").write_text(json.dumps(driver or {}))
+    # An INTERACTIVE run starts from the last values GIMP stored (seen in 3.2), not from the
+    # caller's: forget those of the previous GUI test so that this case's arguments count.
+    shutil.rmtree(gimp.work / "config" / "GIMP" / gimp.version / "plug-in-settings", ignore_errors=True)
     spec = gimp.work / "gui-spec.json"
     spec.write_text(json.dumps({"out": gimp.inside(out), "gui": case}))
     shutil.copy(engine.runtime, gimp.work / "run" / "engine.json")
@@ -541,3 +735,34 @@ def test_gui_animation_dialog(gimp: harness.GimpRoot, engine: EngineProcess) -> 
     run, _logs, _out = gui_session(gimp, engine, case)
     assert [r["name"] for r in run["new_tree"]] == FRAME_NAMES[::-1]
     assert run["tree_after"] == run["tree_before"] == run["tree_undone"]
+
+
+def colourful(png: Path) -> int:
+    """Pixels of a screenshot that are clearly coloured (GTK's theme is grey)."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    return int(((rgb.max(-1) - rgb.min(-1)) > 60).sum())
+
+
+def test_gui_preview_in_the_dialog(gimp: harness.GimpRoot, engine: EngineProcess) -> None:
+    """The dialog's Preview button shows a small A′ in the dialog (fast preset, working size 128);
+    then OK runs the filter as usual. The screenshot is kept in /tmp for people to look at."""
+    inputs = Inputs(gimp)
+    layers = standard_layers(inputs)
+    reg_a = inputs.layer("RegA", label_map(72, 56, RED, BLUE), 10, 6)
+    reg_b = inputs.layer("RegB", label_map(64, 48, BLUE, RED), 40, 30)
+    case = {"name": "gui-preview", "image": {"width": 120, "height": 90},
+            "layers": [reg_a, reg_b, layers["Photo"], layers["Painting"], layers["Background"]],
+            "select": ["Photo", "Painting"], "layer_args": {"regions-a": "RegA", "regions-b": "RegB"},
+            "args": {**FAST, "regions": True}}
+    run, logs, out = gui_session(gimp, engine, case, {"preview": True})
+    assert "preview shown" in logs["driver.log"], logs["driver.log"]
+    kept = Path(f"/tmp/dia-preview-gimp-{gimp.version}.png")
+    shutil.copy(out / "preview.png", kept)
+    print(f"[gimp {gimp.version}] preview screenshot: {kept}")
+    assert colourful(out / "preview.png") > colourful(out / "dialog.png") + 3000
+    # The preview was a job of its own at the preview's size, with the region maps.
+    queued = [line for line in engine.log().splitlines() if "queued" in line and '"size": 128' in line]
+    assert queued and '"preset": "fast"' in queued[-1] and "regions_a" in queued[-1], queued
+    assert top_level(run["tree_after"]) == ["RegA", "RegB", GROUP, "Photo", "Painting", "Background"]

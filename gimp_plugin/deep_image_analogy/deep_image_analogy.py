@@ -18,6 +18,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 import dia_animation  # noqa: E402
 import dia_client  # noqa: E402
+import dia_guide  # noqa: E402
 import dia_layers  # noqa: E402
 import dia_options as opts  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
@@ -42,16 +43,10 @@ def declare(procedure: Gimp.Procedure, arg: opts.Argument) -> None:
         procedure.add_string_argument(arg.name, arg.label, arg.blurb, arg.default, rw)
     elif arg.kind == "layer":
         procedure.add_layer_argument(arg.name, arg.label, arg.blurb, True, rw)
+    elif arg.kind == "channel":
+        procedure.add_channel_argument(arg.name, arg.label, arg.blurb, True, rw)
     else:
         raise ValueError(f"unknown argument kind {arg.kind!r}")
-
-
-def options_from(config: Gimp.ProcedureConfig, arguments: tuple[opts.Argument, ...]) -> opts.Options:
-    """The procedure's own options; the other procedure's keep their defaults."""
-    names = opts.option_arguments(arguments)
-    values = {name.replace("-", "_"): config.get_property(name) for name in names}
-    values["engine"] = values["engine"] or ""  # an empty string argument arrives as None
-    return opts.Options(**values)
 
 
 def failure(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
@@ -138,7 +133,7 @@ class DeepImageAnalogy(Gimp.PlugIn):
             if run_mode == Gimp.RunMode.INTERACTIVE:
                 import dia_ui  # GTK only when there is a dialog to show
 
-                if not dia_ui.ask_options(procedure, config, drawables):
+                if not dia_ui.ask_options(procedure, config, image, drawables):
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
             tell(analogy(image, drawables, config))
             return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
@@ -174,16 +169,20 @@ def analogy(image: Gimp.Image, drawables: list[Gimp.Drawable],
     once every result is here. Returns the engine's notes."""
     progress = dia_layers.Progress("Deep Image Analogy")
     try:
-        options = options_from(config, opts.ARGUMENTS)
+        options = opts.options_from(config)
         a, b_prime = dia_layers.read_sources(image, drawables, config.get_property("reference"), options)
+        guide = dia_guide.gather(config, options, a, b_prime)  # every input checked before any job
         if options.want_painting:
             dia_layers.check_paintable(a)
         engine = dia_client.connect(options.engine, notify=progress)
         # One bar for both jobs: the painting's share is roughly its share of the time.
         share = opts.ANALOGY_SHARE if options.want_painting else 1.0
         job = dia_client.analogy_job(a.raw, b_prime.raw, options.engine_params(),
-                                     dia_layers.result_names(options))
-        results, info = dia_client.run_job(engine, job, notify=dia_client.within(progress, 0.0, share))
+                                     dia_layers.result_names(options, len(guide.references)), guide.parts)
+        try:
+            results, info = dia_client.run_job(engine, job, notify=dia_client.within(progress, 0.0, share))
+        except dia_client.EngineError as err:  # name the layers where the engine names the maps
+            raise dia_client.EngineError(guide.explain(str(err))) from None
         notes = [info.get("degraded")]
         if options.want_painting:
             a_prime = dia_layers.image_result(results, "a_prime")
@@ -191,7 +190,7 @@ def analogy(image: Gimp.Image, drawables: list[Gimp.Drawable],
             painted, info = dia_client.run_job(engine, paint, notify=dia_client.within(progress, share, 1.0))
             results.update(painted)
             notes.append(info.get("degraded"))
-        dia_layers.add_results(image, a, b_prime, results, options)
+        dia_layers.add_results(image, a, b_prime, results, options, guide.references, guide.limit)
         return notes
     finally:
         progress.end()
@@ -201,7 +200,7 @@ def animation(image: Gimp.Image, config: Gimp.ProcedureConfig) -> tuple[Gimp.Ima
     """Frames + reference → engine → a new image; the source image is only read."""
     progress = dia_layers.Progress("Deep Image Analogy: animation")
     try:
-        options = options_from(config, opts.ANIMATION_ARGUMENTS)
+        options = opts.options_from(config, opts.ANIMATION_ARGUMENTS)
         reference = dia_animation.check_reference(config.get_property("reference"))
         frames = dia_animation.read_frames(image, reference)
         b_prime = dia_layers.read_source(reference, "B′ (the reference)")

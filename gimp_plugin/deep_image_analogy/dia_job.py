@@ -36,9 +36,11 @@ class Job:
     label: str = "Deep Image Analogy"  # the progress text's prefix
 
 
-def analogy_job(a: RawImage, b_prime: RawImage, params: dict[str, Any], names: Iterable[str]) -> Job:
-    """POST /v1/jobs: A′, B and masks, as `names` asks."""
-    return Job("/v1/jobs", (("a", a), ("b_prime", b_prime)), params, tuple(names))
+def analogy_job(a: RawImage, b_prime: RawImage, params: dict[str, Any], names: Iterable[str],
+                guidance: Iterable[tuple[str, RawImage]] = ()) -> Job:
+    """POST /v1/jobs: A′, B and masks, as `names` asks; `guidance` adds image parts by name (region
+    maps, the structure mask, more references: dia_contract's GUIDE_PARTS, reference_part, …)."""
+    return Job("/v1/jobs", (("a", a), ("b_prime", b_prime), *guidance), params, tuple(names))
 
 
 def paint_job(image: RawImage, params: dict[str, Any], style: RawImage | None = None) -> Job:

@@ -13,8 +13,9 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from dia_client import RawImage, RawResult  # noqa: E402
-from dia_contract import InputSizeError, check_input_size  # noqa: E402
+from dia_contract import InputSizeError, b_name, check_input_size  # noqa: E402
 from dia_options import GROUP_NAME, PAINT_MIN_SIDE, PAINTING_NAME, Options  # noqa: E402
+from dia_pixels import preview_scale, scaled_size  # noqa: E402
 from dia_strokes import Stage, StrokesError, parse_strokes, path_name, stage_svg  # noqa: E402
 from gi.repository import Gegl, Gimp  # noqa: E402
 
@@ -73,7 +74,8 @@ def check_selection(drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
         layers.append(drawable)
     if not 1 <= len(layers) <= 2:
         raise PluginError(f"{len(layers) or 'No'} layers are selected: select exactly two layers "
-                          "(A and B′), or one layer and choose a reference layer in the dialog.")
+                          "(A and B′), or one layer and choose a reference layer in the dialog. More "
+                          "references are chosen in the dialog's More references tab.")
     return layers
 
 
@@ -96,7 +98,21 @@ def pick_pair(drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
     return pair if options.a_layer == "first" else (pair[1], pair[0])
 
 
-def read_source(layer: Gimp.Layer, role: str) -> Source:
+def check_layer(layer: Gimp.Layer, what: str) -> None:
+    """An ordinary layer of an RGB or grey image; `what` names it in the message."""
+    if not layer.is_valid():
+        raise PluginError(f"{what} no longer exists; choose it again.")
+    if not layer.is_layer() or layer.is_group_layer():
+        raise PluginError(f"{what} is a layer group: choose an ordinary layer (or merge the group: "
+                          "Layer ▸ Merge Layer Group).")
+    if layer.get_image().get_base_type() == Gimp.ImageBaseType.INDEXED:
+        raise PluginError(f"{what} is in an indexed image, which is not supported: convert that image "
+                          "with Image ▸ Mode ▸ RGB first.")
+
+
+def read_source(layer: Gimp.Layer, role: str, scale: float = 1.0) -> Source:
+    """The layer's pixels; `scale` < 1 reads them scaled down (the dialog's preview)."""
+    check_layer(layer, f"Layer {role} '{layer.get_name() if layer.is_valid() else ''}'")
     width, height = layer.get_width(), layer.get_height()
     name = layer.get_name()
     try:
@@ -104,18 +120,25 @@ def read_source(layer: Gimp.Layer, role: str) -> Source:
     except InputSizeError as error:
         hint = " Scale it down (Layer ▸ Scale Layer)." if error.too_large else ""
         raise PluginError(f"{error}.{hint}") from None
+    width, height = scaled_size(width, height, scale)
     rect = Gegl.Rectangle.new(0, 0, width, height)
-    rgba = layer.get_buffer().get(rect, 1.0, RGBA, Gegl.AbyssPolicy.CLAMP)
+    rgba = layer.get_buffer().get(rect, min(scale, 1.0), RGBA, Gegl.AbyssPolicy.CLAMP)
     _ok, x, y = layer.get_offsets()
     return Source(layer=layer, name=name, offsets=(x, y), raw=RawImage(width, height, bytes(rgba)))
 
 
 def read_sources(image: Gimp.Image, drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
-                 options: Options) -> tuple[Source, Source]:
+                 options: Options, longest: int | None = None) -> tuple[Source, Source]:
+    """A and B′; `longest` reads them scaled down to that longest side (the preview)."""
     if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
         raise PluginError("Indexed images are not supported: convert with Image ▸ Mode ▸ RGB first.")
     layer_a, layer_b = pick_pair(drawables, reference, options)
-    return read_source(layer_a, "A"), read_source(layer_b, "B′")
+    return tuple(read_source(layer, role, scale_for(layer, longest))  # type: ignore[return-value]
+                 for layer, role in ((layer_a, "A"), (layer_b, "B′")))
+
+
+def scale_for(layer: Gimp.Layer, longest: int | None) -> float:
+    return 1.0 if longest is None else preview_scale(layer.get_width(), layer.get_height(), longest)
 
 
 def multiply(values: bytes, alpha: bytes) -> bytes:
@@ -135,8 +158,9 @@ def anchor(image: Gimp.Image, sources: list[Source]) -> tuple[Gimp.Layer | None,
 
 
 def add_result(image: Gimp.Image, group: Gimp.Layer, position: int, name: str, source: Source,
-               pixels: RawResult, mask: RawResult | None) -> Gimp.Layer:
-    """A result layer of the source's size at the source's offsets, with an editable mask."""
+               pixels: RawResult, mask: RawResult | None, limit: bytes | None = None) -> Gimp.Layer:
+    """A result layer of the source's size at the source's offsets, with an editable mask
+    (times `limit`, one byte a pixel, when given: the selection on A)."""
     if (pixels.width, pixels.height) != (source.raw.width, source.raw.height):
         raise PluginError(f"The engine returned {name} at {pixels.width}×{pixels.height}, not at the "
                           f"source's {source.raw.width}×{source.raw.height}; update the engine.")
@@ -156,7 +180,8 @@ def add_result(image: Gimp.Image, group: Gimp.Layer, position: int, name: str, s
     layer_mask = layer.create_mask(Gimp.AddMaskType.WHITE)
     mask_buffer = layer_mask.get_buffer()
     # Transparent parts of the source stay transparent in its result.
-    mask_buffer.set(rect, MASK, multiply(visible, source.alpha))
+    visible = multiply(visible, source.alpha)
+    mask_buffer.set(rect, MASK, multiply(visible, limit) if limit is not None else visible)
     mask_buffer.flush()
     layer.add_mask(layer_mask)
     layer.update(0, 0, width, height)
@@ -197,9 +222,11 @@ def add_strokes(image: Gimp.Image, a: Source, stages: list[Stage], created: list
 
 
 def add_results(image: Gimp.Image, a: Source, b_prime: Source, results: dict[str, RawResult | str],
-                options: Options) -> Gimp.Layer:
+                options: Options, references: list[Source] | None = None,
+                limit: bytes | None = None) -> Gimp.Layer:
     """All results in one undo step, in a new group above the sources (and the painting's
-    strokes as paths, when there is a painting)."""
+    strokes as paths, when there is a painting): A′ on top, then B and the B of each extra
+    reference. `limit` (the selection on A, one byte a pixel) limits A′'s mask."""
     if not image.is_valid():
         raise PluginError("The image was closed while the engine worked; the results were dropped.")
     stages = painting_stages(a, results) if "painting" in results else []
@@ -210,16 +237,19 @@ def add_results(image: Gimp.Image, a: Source, b_prime: Source, results: dict[str
     try:
         parent, position = anchor(image, stack)
         image.insert_layer(group, parent, position)
-        # B goes in first so that A′ (and its painting) end up on top inside the group.
+        # The Bs go in first, last reference first, so that A′ (and its painting) end up on top.
         if options.want_b:
-            add_result(image, group, 0, f"B ({b_prime.name})", b_prime, image_result(results, "b"),
-                       mask_result(results, "mask_b"))
+            sources = [b_prime, *(references or [])]
+            for number in range(len(sources), 0, -1):
+                name = b_name(number)
+                add_result(image, group, 0, f"B ({sources[number - 1].name})", sources[number - 1],
+                           image_result(results, name), mask_result(results, "mask_" + name))
         if options.want_a_prime:
             add_result(image, group, 0, f"A′ ({a.name})", a, image_result(results, "a_prime"),
-                       mask_result(results, "mask_a_prime"))
+                       mask_result(results, "mask_a_prime"), limit)
         if "painting" in results:
             add_result(image, group, 0, f"{PAINTING_NAME} ({a.name})", a,
-                       image_result(results, "painting"), mask_result(results, "mask_a_prime"))
+                       image_result(results, "painting"), mask_result(results, "mask_a_prime"), limit)
             add_strokes(image, a, stages, paths)
     except Exception:
         # All or nothing: a half-built group would look like a result.
@@ -246,13 +276,14 @@ def mask_result(results: dict[str, RawResult | str], name: str) -> RawResult | N
     return image_result(results, name) if name in results else None
 
 
-def result_names(options: Options) -> list[str]:
-    """What to fetch from the engine: the images and, for a confidence mask, their masks."""
+def result_names(options: Options, extra_references: int = 0) -> list[str]:
+    """What to fetch from the engine: the images (A′, B and the B of each extra reference) and,
+    for a confidence mask, their masks."""
     names = []
     if options.want_a_prime:
         names.append("a_prime")
     if options.want_b:
-        names.append("b")
+        names += [b_name(number) for number in range(1, 2 + extra_references)]
     if options.mask == "confidence":
         names += ["mask_" + name for name in names]
     return names

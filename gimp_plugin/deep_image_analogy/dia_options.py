@@ -8,6 +8,7 @@ plug-in); only the labels the dialog shows are written here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,6 @@ from dia_contract import MAX_SIZE, MIN_SIZE
 
 # (nick, label, help): the nick travels to the engine, the label is what the dialog shows.
 Choice = tuple[str, str, str]
-
 
 
 def _labelled(nicks: tuple[str, ...], labels: dict[str, tuple[str, str]]) -> tuple[Choice, ...]:
@@ -61,6 +61,17 @@ A_LAYER_CHOICES: tuple[Choice, ...] = (
     ("second", "Lower (or the reference) layer", "A is the lower selected layer, or the reference"),
 )
 
+# Where the structure mask comes from (white keeps A's structure, black takes B′'s content).
+STRUCTURE_CHOICES: tuple[Choice, ...] = (
+    ("none", "None (A's structure everywhere)", "No structure mask: A′ keeps A's structure everywhere"),
+    ("channel", "Structure channel (white keeps A)", "The channel or layer mask chosen as Structure "
+     "channel: white keeps A's structure, black takes B′'s content (a collage)"),
+    ("layer-mask", "A's layer mask (white keeps A)", "Layer A's own layer mask: white keeps A's "
+     "structure, black takes B′'s content"),
+    ("selection", "Selection takes B′'s content", "The selected part of A takes B′'s content (a "
+     "collage); the rest keeps A's structure. The selection then does not limit A′'s mask"),
+)
+
 # The working size argument: 0 means the original's automatic rule.
 AUTO_SIZE = 0
 # Painting A′ with strokes: 0 = off. The engine takes up to 20 000; past 5 000 a CPU needs many
@@ -76,6 +87,18 @@ MIN_FRAMES, MAX_FRAMES, MAX_ANIMATION_PIXELS = (
 PROCEDURE_NAME = "plug-in-deep-image-analogy"
 ANIMATION_PROCEDURE_NAME = "plug-in-deep-image-analogy-animation"
 GROUP_NAME = "Deep Image Analogy"
+# More references: Reference 2 … Reference MAX_REFERENCES (B′ is reference 1).
+MAX_EXTRA_REFERENCES = contract.MAX_REFERENCES - 1
+EXTRA_REFERENCES = tuple(range(2, contract.MAX_REFERENCES + 1))
+# The preview in the dialog: the fast preset at a small working size, on inputs scaled down to
+# PREVIEW_INPUT pixels on their longest side (uploads and results stay small), shown
+# PREVIEW_SHOW pixels wide or high; PREVIEW_TIMEOUT_S ends a preview that takes too long (the
+# first one may have to start the engine).
+PREVIEW_PRESET = "fast"
+PREVIEW_SIZE = 128
+PREVIEW_INPUT = 256
+PREVIEW_SHOW = 200
+PREVIEW_TIMEOUT_S = 300.0
 PAINTING_NAME = "Painting"
 
 
@@ -98,6 +121,10 @@ class Options:
     paint_strokes: int = 0
     paint_brush: str = "oil"
     independent: bool = False
+    regions: bool = False
+    structure: str = "none"
+    extra_references: int = 0
+    mix: str = ""
 
     @property
     def want_a_prime(self) -> bool:
@@ -112,7 +139,15 @@ class Options:
         # Sizes below the engine's minimum would be refused after the upload; the spin button
         # allows them because 0 has to be reachable, so they count as the minimum.
         size = None if self.size == AUTO_SIZE else max(MIN_SIZE, min(MAX_SIZE, self.size))
-        return {"mode": self.mode, "preset": self.preset, "size": size, "device": self.device}
+        params: dict[str, Any] = {"mode": self.mode, "preset": self.preset, "size": size,
+                                  "device": self.device}
+        if self.extra_references and self.mix.strip():  # the mix only weighs more references
+            params["mix"] = parse_mix(self.mix, 1 + self.extra_references)
+        return params
+
+    def preview_params(self) -> dict[str, Any]:
+        """The dialog's preview: these options at the fast preset and a small working size."""
+        return {**self.engine_params(), "preset": PREVIEW_PRESET, "size": PREVIEW_SIZE}
 
     @property
     def want_painting(self) -> bool:
@@ -128,6 +163,30 @@ class Options:
         return {**self.engine_params(), "independent": self.independent}
 
 
+class MixError(ValueError):
+    """The mix weights are unusable; the message says why."""
+
+
+MIX_WEIGHT = re.compile(r"\d{1,6}(?:\.\d*)?|\.\d+")
+
+
+def parse_mix(text: str, references: int) -> str:
+    """The mix weights as the engine takes them ("1,0.5"): one non-negative number per reference,
+    B′ first, separated by commas; spaces are allowed. MixError says what is wrong."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(MIX_WEIGHT.fullmatch(item) for item in items):
+        raise MixError(f"Mix '{text}' is not a list of weights: write one number per reference, B′ "
+                       "first, separated by commas, e.g. 1,0.5")
+    weights = [float(item) for item in items]
+    if len(weights) != references:
+        raise MixError(f"Mix '{text}' has {len(weights)} weight{'s' * (len(weights) != 1)} for "
+                       f"{references} references (B′ and {references - 1} more): give one weight "
+                       "per reference, B′ first")
+    if sum(weights) <= 0:
+        raise MixError(f"Mix '{text}' gives every reference the weight 0: give at least one a weight")
+    return ",".join(f"{w:.6f}".rstrip("0").rstrip(".") for w in weights)
+
+
 @dataclass(frozen=True)
 class Argument:
     """One argument of the procedure; `kind` picks Gimp.Procedure.add_<kind>_argument."""
@@ -135,7 +194,7 @@ class Argument:
     name: str
     label: str  # with one mnemonic; none of the dialog buttons' (Reset, Cancel, OK, Help)
     blurb: str
-    kind: str  # "choice", "int", "boolean", "string" or "layer"
+    kind: str  # "choice", "int", "boolean", "string", "layer" or "channel" (may be None)
     default: Any = None
     choices: tuple[Choice, ...] = ()
     low: int = 0
@@ -165,19 +224,54 @@ _ALL: dict[str, Argument] = {arg.name: arg for arg in (
     Argument("device", "_Device", "Where the engine computes", "choice", Options.device, DEVICE_CHOICES),
     Argument("engine", "E_ngine address", "Empty: find or start the local engine; else "
              "http://127.0.0.1:PORT[#TOKEN] or a runtime file", "string", ""),
+    # Guidance (docs/guidance.md). A switch, a choice and a count say which layer choosers are
+    # used, rather than relying on the dialog's choosers being emptied.
+    Argument("regions", "Guide b_y region maps", "Pair regions: equal colours in Regions of A and "
+             "Regions of B′ (and of each extra reference) must correspond", "boolean", Options.regions),
+    Argument("regions-a", "Re_gions of A", "A layer of A's size (or covering A in its image) "
+             "painted in flat colours, one per region", "layer"),
+    Argument("regions-b", "Reg_ions of B′", "A layer of B′'s size (or covering B′ in its image) "
+             "painted in the same colours as Regions of A", "layer"),
+    Argument("structure", "S_tructure mask", "Where A′ keeps A's structure (white) or takes B′'s "
+             "content (black: a collage)", "choice", Options.structure, STRUCTURE_CHOICES),
+    Argument("structure-channel", "Str_ucture channel", "The channel or layer mask used when "
+             "Structure mask is 'Structure channel' (white keeps A's structure)", "channel"),
+    Argument("extra-references", "Extra references (_0 = B′ only)", "How many references besides "
+             "B′ A′ may draw from: Reference 2 … (0 = B′ only)", "int", Options.extra_references,
+             low=0, high=MAX_EXTRA_REFERENCES),
+    *(Argument(f"reference-{n}", f"Reference _{n}", f"Reference {n} (used when Extra references "
+               f"≥ {n - 1}; any open image)", "layer") for n in EXTRA_REFERENCES),
+    # Digit mnemonics after the references' own: every letter of these words is taken.
+    *(Argument(f"regions-ref-{n}", f"Regions of reference {n} (_{n + MAX_EXTRA_REFERENCES})",
+               f"Region map of Reference {n} (with region maps, every reference needs one)", "layer")
+      for n in EXTRA_REFERENCES),
+    Argument("mix", "Mi_x weights", "With extra references: their looks' weights, B′ first, e.g. "
+             "1,0.5; empty: each part of A takes the reference that matches it best", "string", ""),
 )}
 
 # Each procedure's arguments in the dialog's order; deep_image_analogy.py declares them from here.
 ARGUMENTS: tuple[Argument, ...] = tuple(_ALL[name] for name in (
     "a-layer", "reference", "mode", "preset", "size", "results", "mask", "paint-strokes",
-    "paint-brush", "device", "engine"))
+    "paint-brush", "device", "engine", "regions", "regions-a", "regions-b", "structure",
+    "structure-channel", "extra-references", *(f"reference-{n}" for n in EXTRA_REFERENCES),
+    *(f"regions-ref-{n}" for n in EXTRA_REFERENCES), "mix"))
 ANIMATION_ARGUMENTS: tuple[Argument, ...] = tuple(_ALL[name] for name in (
     "reference", "mode", "preset", "size", "independent", "device", "engine"))
 
 
 def option_arguments(arguments: tuple[Argument, ...]) -> tuple[str, ...]:
-    """The arguments that make up Options (the reference layer is read from the config on its own)."""
-    return tuple(arg.name for arg in arguments if arg.kind != "layer")
+    """The arguments that make up Options (layers and channels are read from the config on their own)."""
+    return tuple(arg.name for arg in arguments if arg.kind not in ("layer", "channel"))
 
 
 OPTION_ARGUMENTS = option_arguments(ARGUMENTS)
+
+
+def options_from(config: Any, arguments: tuple[Argument, ...] = ARGUMENTS) -> Options:
+    """The procedure's own options from its Gimp.ProcedureConfig; the other procedure's keep
+    their defaults. (Any object with get_property will do: no GIMP import here.)"""
+    values = {name.replace("-", "_"): config.get_property(name) for name in option_arguments(arguments)}
+    for name in ("engine", "mix"):  # an empty string argument arrives as None
+        if name in values:
+            values[name] = values[name] or ""
+    return Options(**values)

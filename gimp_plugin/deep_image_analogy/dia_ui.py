@@ -7,7 +7,8 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from dia_options import ANIMATION_PROCEDURE_NAME, PROCEDURE_NAME  # noqa: E402
+from dia_options import ANIMATION_PROCEDURE_NAME, EXTRA_REFERENCES, PROCEDURE_NAME  # noqa: E402
+from dia_preview import Preview  # noqa: E402
 from gi.repository import Gimp, GimpUi, Gtk  # noqa: E402
 
 
@@ -26,12 +27,13 @@ def describe_roles(drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig)
     return f"A (content): {show[0]}\nB′ (look): {show[1]}"
 
 
-def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig,
+def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, image: Gimp.Image,
                 drawables: list[Gimp.Drawable]) -> bool:
     """Show the dialog; True when the user pressed OK. GIMP remembers the values."""
     GimpUi.init(PROCEDURE_NAME)
-    if config.get_property("engine") is None:  # an empty string argument arrives as None
-        config.set_property("engine", "")  # and GtkEntry complains about None
+    for name in ("engine", "mix"):  # an empty string argument arrives as None
+        if config.get_property(name) is None:
+            config.set_property(name, "")  # and GtkEntry complains about None
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title="Deep Image Analogy")
     roles = dialog.get_label("roles", describe_roles(drawables, config), False, False)
     roles.set_xalign(0.0)
@@ -44,17 +46,44 @@ def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig,
 
     # GIMP 3.2 shows choices of two or three items as radio buttons, whose items would each need
     # a mnemonic; combo boxes keep the dialog compact and the same in 3.0 and 3.2.
-    for name in ("a-layer", "mode", "preset", "results", "mask", "paint-brush", "device"):
+    for name in ("a-layer", "mode", "preset", "results", "mask", "paint-brush", "device", "structure"):
         dialog.get_widget(name, Gtk.ComboBox.__gtype__)
     frame(dialog, "paint", "Painting (of A′)", ["paint-strokes", "paint-brush"])
     frame(dialog, "engine", "Engine", ["device", "engine"])
     # The reference chooser only matters when a single layer is selected.
     layers = ["a-layer"] if len(drawables) >= 2 else ["reference", "a-layer"]
-    dialog.fill(["roles", *layers, "mode", "preset", "size", "results", "mask", "paint-frame",
-                 "engine-frame"])
+    pages = {
+        "options": ("Options", ["roles", *layers, "mode", "preset", "size", "results", "mask",
+                                "paint-frame", "engine-frame"]),
+        "guidance": ("Guidance", ["regions", "regions-a", "regions-b", "structure", "structure-channel"]),
+        "references": ("More references", ["extra-references", *(
+            name for n in EXTRA_REFERENCES for name in (f"reference-{n}", f"regions-ref-{n}")), "mix"]),
+    }
+    for key, (title, names) in pages.items():
+        dialog.get_label(f"{key}-tab", title, False, False)
+        dialog.fill_box(f"{key}-page", names)
+    # The region map choosers only matter with region maps on.
+    for name in ("regions-a", "regions-b", *(f"regions-ref-{n}" for n in EXTRA_REFERENCES)):
+        dialog.set_sensitive(name, True, config, "regions", False)
+    tabs = dialog.fill_notebook("tabs", [f"{key}-tab" for key in pages], [f"{key}-page" for key in pages])
+    dialog.fill(["tabs"])
+    preview = Preview(image, drawables, config)
+    beside(tabs, preview.widget)
     ok = dialog.run()
+    preview.stop()
     dialog.destroy()
     return bool(ok)
+
+
+def beside(widget: Gtk.Widget, other: Gtk.Widget) -> None:
+    """`other` to the right of `widget` (the dialog stays low enough for small screens)."""
+    parent = widget.get_parent()
+    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+    parent.remove(widget)
+    row.pack_start(widget, True, True, 0)
+    row.pack_start(other, False, False, 0)
+    parent.pack_start(row, True, True, 0)
+    row.show_all()
 
 
 def frame(dialog: GimpUi.ProcedureDialog, key: str, title: str, names: list[str]) -> None:

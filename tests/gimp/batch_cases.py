@@ -4,7 +4,11 @@ Input: the JSON file named by $DIA_TEST_SPEC: {"out": dir, "cases": [case, ...]}
   {"name", "image": {"width", "height", "base": "rgb"|"gray", "precision": "u8"|"u16"|"float"},
    "layers": [{"name", "file" (raw RGBA u8), "width", "height", "x", "y"}, ...] (top first),
    "select": [layer names], "reference": layer spec in a second image or null,
-   "args": {procedure argument: value}, "procedure": "analogy" (default) or "animation"}
+   "args": {procedure argument: value}, "procedure": "analogy" (default) or "animation",
+   guidance: "layer_args": {argument: layer name (of any image of the case)},
+   "channels": [{"name", "file" (raw Y u8 at the image's size)}], "channel_args": {argument: channel
+   name}, "selection": [x, y, width, height], "extra_images": [{"image": spec (base may be
+   "indexed"), "layers": [...]}]; a layer spec with "group": true is an empty layer group}
 Output, per case in OUT/NAME/: result.json (status, error message, layer trees before and after,
 hashes of the sources' pixels before and after, the image's paths before and after), the sources'
 pixels as the plug-in reads them (source-NAME.rgba) and raw dumps of every new layer and its mask
@@ -46,6 +50,10 @@ def new_image(spec):
 
 
 def add_layer(image, spec, position):
+    if spec.get("group"):
+        group = Gimp.GroupLayer.new(image, spec["name"])
+        image.insert_layer(group, None, position)
+        return group
     gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
     kind = Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE
     layer = Gimp.Layer.new(image, spec["name"], spec["width"], spec["height"], kind, 100.0,
@@ -95,7 +103,8 @@ def paths(image):
 
 
 def build(case):
-    """The case's image(s): (image, layers by name, other image or None, reference, selected)."""
+    """The case's image(s): (image, layers by name (of every image), the other images, reference,
+    selected)."""
     image = new_image(case["image"])
     layers = {}
     for position, spec in enumerate(case["layers"]):
@@ -110,20 +119,53 @@ def build(case):
         layers[spec["name"]] = reference
     if case.get("reference_in_image"):
         reference = layers[case["reference_in_image"]]
+    others = [other] if other is not None else []
+    for extra in case.get("extra_images", []):
+        more = new_image(extra["image"])
+        for position, spec in enumerate(extra["layers"]):
+            layers[spec["name"]] = add_layer(more, spec, position)
+        if extra["image"].get("base") == "indexed":
+            more.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16,
+                                 False, False, "")
+        others.append(more)
+    for spec in case.get("channels", []):
+        add_channel(image, spec)
+    if case.get("selection"):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
     selected = [layers[name] for name in case["select"]]
     image.set_selected_layers(selected)
-    return image, layers, other, reference, selected
+    return image, layers, others, reference, selected
+
+
+def add_channel(image, spec):
+    channel = Gimp.Channel.new(image, spec["name"], image.get_width(), image.get_height(), 100.0,
+                               Gegl.Color.new("black"))
+    image.insert_channel(channel, None, 0)
+    with open(spec["file"], "rb") as f:
+        data = f.read()
+    buffer = channel.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, image.get_width(), image.get_height()), "Y u8", data)
+    buffer.flush()
+    return channel
+
+
+def guide_args(image, layers, case):
+    """The case's layer and channel arguments as GIMP objects."""
+    args = {key: layers[name] for key, name in case.get("layer_args", {}).items()}
+    channels = {c.get_name(): c for c in image.get_channels()}
+    args.update({key: channels[name] for key, name in case.get("channel_args", {}).items()})
+    return args
 
 
 def run_procedure(image, selected, reference, args, run_mode=Gimp.RunMode.NONINTERACTIVE,
-                  procedure="analogy"):
+                  procedure="analogy", objects=None):
     """The procedure's return values (status first)."""
     proc = Gimp.get_pdb().lookup_procedure(PROCEDURES[procedure])
     config = proc.create_config()
     config.set_property("run-mode", run_mode)
     config.set_property("image", image)
     config.set_core_object_array("drawables", selected)
-    for key, value in args.items():
+    for key, value in {**args, **(objects or {})}.items():
         config.set_property(key, value)
     if reference is not None:
         config.set_property("reference", reference)
@@ -149,7 +191,7 @@ def dump_new_image(values, out_dir, result):
 
 def run_case(case, out_dir):
     os.makedirs(out_dir, exist_ok=True)
-    image, layers, other, reference, selected = build(case)
+    image, layers, others, reference, selected = build(case)
     before = {name: hashlib.sha256(pixels(layer)).hexdigest() for name, layer in layers.items()}
     # The sources as the plug-in reads them (8-bit sRGB whatever the image's own format).
     for name, layer in layers.items():
@@ -158,7 +200,8 @@ def run_case(case, out_dir):
     result = {"name": case["name"], "tree_before": tree(image), "paths_before": paths(image)}
     procedure = case.get("procedure", "analogy")
     images_before = len(Gimp.get_images())
-    values = run_procedure(image, selected, reference, case.get("args", {}), procedure=procedure)
+    values = run_procedure(image, selected, reference, case.get("args", {}), procedure=procedure,
+                           objects=guide_args(image, layers, case))
     result["error"] = Gimp.get_pdb().get_last_error()  # before any other PDB call resets it
     status = values.index(0)
     result["images_before"] = images_before
@@ -192,7 +235,7 @@ def run_case(case, out_dir):
     with open(os.path.join(out_dir, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
     image.delete()
-    if other is not None:
+    for other in others:
         other.delete()
 
 

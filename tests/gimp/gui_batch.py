@@ -47,7 +47,7 @@ def main():
     out, case = spec["out"], spec["gui"]
     result = {}
     try:
-        image, layers, _other, reference, selected = batch_cases.build(case)
+        image, layers, _others, reference, selected = batch_cases.build(case)
         Gimp.Display.new(image)
         Gimp.displays_flush()
         image.clean_all()
@@ -56,7 +56,8 @@ def main():
         result["paths_before"] = batch_cases.paths(image)
         procedure = case.get("procedure", "analogy")
         values = batch_cases.run_procedure(image, selected, reference, case.get("args", {}),
-                                           Gimp.RunMode.INTERACTIVE, procedure)
+                                           Gimp.RunMode.INTERACTIVE, procedure,
+                                           batch_cases.guide_args(image, layers, case))
         status = values.index(0)
         result["status"] = int(status)
         result["success"] = status == Gimp.PDBStatusType.SUCCESS

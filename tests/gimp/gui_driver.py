@@ -1,9 +1,12 @@
 """The "user" of the GUI test, run inside the GIMP root next to gui_batch.py (Xvfb, no WM).
 
 Takes screenshots (xwd → PNG with netpbm) and presses keys with xdotool (XTEST, so GTK sees
-real key events). Log and screenshots go to OUT (argv[1]).
+real key events). Log and screenshots go to OUT (argv[1]). With OUT/driver.json saying
+{"preview": true} it first presses the dialog's Preview button and waits until the dialog stops
+changing (preview.png), then presses OK.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +53,41 @@ def marker(name):
     return os.path.exists(os.path.join(OUT, name))
 
 
+def settings():
+    path = os.path.join(OUT, "driver.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def colourful(window):
+    """How many pixels of the window are clearly coloured (the theme is grey; A′ is not)."""
+    data = subprocess.run(f"xwd -silent -id {window} | xwdtopnm 2>/dev/null", shell=True,
+                          capture_output=True, timeout=30).stdout
+    pixels = data.split(b"\n", 3)[3] if data.count(b"\n") >= 3 else b""  # netpbm: P6, W H, 255
+    return sum(1 for r, g, b in zip(pixels[0::3], pixels[1::3], pixels[2::3], strict=False)
+               if max(r, g, b) - min(r, g, b) > 60)
+
+
+def preview(wid, timeout=240):
+    """Press Preview (alt+v), then wait until a coloured picture appears in the dialog (A′), or
+    time out: the dialog then is preview.png either way."""
+    before = colourful(wid)
+    sh("xdotool key --clearmodifiers alt+v")
+    log("pressed Preview; coloured pixels before:", before)
+    end = time.monotonic() + timeout
+    now = before
+    while time.monotonic() < end:
+        time.sleep(1.0)
+        now = colourful(wid)
+        if now > before + 3000:
+            break
+    log("preview shown" if now > before + 3000 else "no preview appeared", "coloured pixels:", now)
+    time.sleep(1.0)
+    shot(os.path.join(OUT, "preview.png"), wid)
+
+
 def main():
     # Both procedures' dialogs: "Deep Image Analogy" and "Deep Image Analogy: animation" (image
     # windows' titles start with the image's name, never with this).
@@ -68,7 +106,12 @@ def main():
     shot(os.path.join(OUT, "dialog.png"), wid)
     shot(os.path.join(OUT, "dialog-screen.png"))
     sh(f"xdotool windowfocus --sync {wid}")
-    sh("xdotool key --clearmodifiers Return")
+    if settings().get("preview"):
+        preview(wid)
+        sh(f"xdotool windowfocus --sync {wid}")
+        sh("xdotool key --clearmodifiers alt+o")  # Return would press Preview again (it has focus)
+    else:
+        sh("xdotool key --clearmodifiers Return")
     if wait(lambda: windows("^Deep Image Analogy"), 3):
         log("Return did not close the dialog; trying the OK mnemonic")
         sh("xdotool key --clearmodifiers alt+o")
