@@ -9,8 +9,8 @@
   (tests/gimp/engine.py's EngineProcess: model loaded, no test hooks, its own session as the
   plug-in starts it), shared by the tests that only need a process to talk to (wiring, a real
   job); tests that end or configure a process start their own (tests/server_harness.py).
-- `plugin_client`: the plug-in's own engine client (tests/plugin_client.py); every engine under
-  test (server_harness.EngineApi) speaks through it.
+- Every engine under test (server_harness.EngineApi) speaks through the plug-in's own engine
+  client (tests/plugin_client.py loads it).
 - `fake_analogy`, `api`: the HTTP application in this process (server.app.create_app over a
   real JobManager, served as the engine serves it) with a fake analogy function, for API, jobs,
   bad-input and defect tests that need no model (tests/api_harness.py).
@@ -22,7 +22,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -62,14 +61,6 @@ def engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield server
     assert server.stop() == 0, server.log()  # SIGTERM to its process group: a clean exit
     assert not server.runtime_file.exists(), "the engine left its runtime file behind"
-
-
-@pytest.fixture(scope="session")
-def plugin_client() -> ModuleType:
-    """dia_client from the repository's plug-in folder."""
-    from plugin_client import load_plugin_client
-
-    return load_plugin_client()
 
 
 @pytest.fixture
