@@ -42,11 +42,6 @@ class Guidance:
     references: list[np.ndarray] = field(default_factory=list)  # B′2, B′3, … (H, W, 3)
     regions_refs: list[np.ndarray] = field(default_factory=list)  # their region maps, same order
 
-    @property
-    def empty(self) -> bool:
-        return (self.regions_a is None and self.regions_b is None and self.structure is None
-                and not self.references and not self.regions_refs)
-
 
 @dataclass
 class Prepared:
@@ -150,7 +145,7 @@ def _absorb_edges(labels: np.ndarray) -> np.ndarray:
     return (t[0, 0] - 1).numpy().astype(np.int32)
 
 
-def labels_on(labels: Tensor, hw: tuple[int, int], count: int) -> Tensor:
+def labels_on(labels: Tensor, hw: tuple[int, int]) -> Tensor:
     """A label map on a coarser (h, w) grid: each cell takes the region covering most of it.
 
     Computed a region at a time (area shares), so memory stays that of two float maps.
@@ -167,13 +162,10 @@ def labels_on(labels: Tensor, hw: tuple[int, int], count: int) -> Tensor:
     return out
 
 
-def pair_labels(
-    source: Tensor, target: Tensor, src_hw: tuple[int, int], tgt_hw: tuple[int, int], count: int
-) -> tuple[Tensor, Tensor]:
-    """Both label maps on one step's grids; source cells whose region the target grid lacks are
-    WILDCARD (a region too thin to survive a coarse grid is matched freely there, and held to its
-    region again on the finer grids)."""
-    src, tgt = labels_on(source, src_hw, count), labels_on(target, tgt_hw, count)
+def pair_labels(src: Tensor, tgt: Tensor, count: int) -> tuple[Tensor, Tensor]:
+    """Both label maps on one step's grids (from `labels_on`); source cells whose region the
+    target grid lacks become WILDCARD (a region too thin to survive a coarse grid is matched
+    freely there, and held to its region again on the finer grids)."""
     present = torch.zeros(count, dtype=torch.bool, device=src.device)
     present[tgt.unique()] = True
     return torch.where(present[src], src, torch.full_like(src, WILDCARD)), tgt
@@ -221,7 +213,7 @@ def prepare(
     tensors = [torch.from_numpy(m.astype(np.int64)).to(device) for m in labels]
     for i, (a_work, ref_work) in enumerate(working):
         for t, hw, name in ((tensors[0], a_work, names[0]), (tensors[i + 1], ref_work, names[i + 1])):
-            lost = set(t.unique().tolist()) - set(labels_on(t, hw, len(colours)).unique().tolist())
+            lost = set(t.unique().tolist()) - set(labels_on(t, hw).unique().tolist())
             if lost:
                 raise InputError(
                     f"region {', '.join(colours[k] for k in sorted(lost))} of {name} is too small to keep a "
@@ -248,11 +240,16 @@ class PairGuide:
             return None
         key = ("regions", a_hw, b_hw, direction)
         if key not in self._cache:
-            a, b = self.labels_a, self.labels_b
-            if direction == "ab":
-                self._cache[key] = pair_labels(a, b, a_hw, b_hw, self.count)
-            else:
-                self._cache[key] = pair_labels(b, a, b_hw, a_hw, self.count)
+            a, b = self._on("a", self.labels_a, a_hw), self._on("b", self.labels_b, b_hw)
+            source, target = (a, b) if direction == "ab" else (b, a)
+            self._cache[key] = pair_labels(source, target, self.count)
+        return self._cache[key]
+
+    def _on(self, side: str, labels: Tensor, hw: tuple[int, int]) -> Tensor:
+        """One side's labels on a grid, made once for both directions."""
+        key = ("labels", side, hw)
+        if key not in self._cache:
+            self._cache[key] = labels_on(labels, hw)
         return self._cache[key]
 
     def keep(self, a_hw: tuple[int, int]) -> Tensor | None:

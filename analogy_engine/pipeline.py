@@ -395,7 +395,7 @@ def analogy(
     pairs = []
     with torch.no_grad():
         for i, (ref, schedule) in enumerate(zip(references, schedules, strict=True)):
-            guide = pair_guide(prepared, i) if prepared is not None else None
+            guide = pair_guide(prepared, i)
             if len(references) > 1:
                 work.prefix = f"{'B′' if i == 0 else f'reference {i + 1}'}: "
             pairs.append(_analogy_pair(
@@ -412,7 +412,7 @@ def analogy(
              "share_of_a": round(float((ref_ab == i).float().mean()), 4)}
             for i, (r, hw) in enumerate(zip(references, refs_hw, strict=True))
         ]
-    if prepared is not None and prepared.guided:
+    if prepared.guided:
         report["regions"] = prepared.colours
     if progress is not None:
         progress(1.0, "done")
@@ -435,10 +435,8 @@ def analogy(
 def guidance_prepare(
     g: Guidance, a: np.ndarray, references: list[np.ndarray], a_hw: tuple[int, int],
     refs_hw: list[tuple[int, int]], device: torch.device,
-) -> Prepared | None:
-    """The checked guidance (None when there is none): raises InputError before any work."""
-    if g.empty:
-        return None
+) -> Prepared:
+    """The checked guidance (labels and mask as tensors): raises InputError before any work."""
     return prepare(
         g, a.shape[:2], [r.shape[:2] for r in references], [(a_hw, hw) for hw in refs_hw], device
     )
@@ -478,7 +476,7 @@ class _Pair:
 
 def _analogy_pair(
     vgg: VGG19, a_full: Tensor, b_full: Tensor, schedule: Plan, settings: Settings, work: _Work,
-    timer: _Timer, generator: torch.Generator, observe: ObserveFn | None, guide: PairGuide | None,
+    timer: _Timer, generator: torch.Generator, observe: ObserveFn | None, guide: PairGuide,
 ) -> _Pair:
     """Features → both fields → both images at full size, for A and one reference."""
     work.begin("features")
@@ -499,7 +497,7 @@ def _analogy_pair(
         back = ba if d is ab else ab
         assert d.carried is not None and back.carried is not None
         conf = fallback_colour.confidence(pair[d.own][CONFIDENCE_LEVEL], d.carried, back.carried)
-        keep = guide.keep(_hw(conf)) if guide is not None and d is ab else None
+        keep = guide.keep(_hw(conf)) if d is ab else None
         # Where the structure mask asks for B′'s content, a match that does not come back to A
         # is the point, not a failure: the fallback must not restore A's structure there.
         collage = 1 - keep[0] if keep is not None else None
@@ -517,7 +515,7 @@ CHOICE_SOFTNESS = 0.03
 
 
 def _combine(
-    pairs: list[_Pair], prepared: Prepared | None, mix: tuple[float, ...], device: torch.device
+    pairs: list[_Pair], prepared: Prepared, mix: tuple[float, ...], device: torch.device
 ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
     """A′ (image, flow, confidence) from every reference's A′, and which reference each pixel's
     flow points into: the mix weights, or a soft choice of the most confident reference, within
@@ -527,11 +525,10 @@ def _combine(
         return (image, flow, conf), torch.zeros(conf.shape, dtype=torch.long, device=device)
     confs = torch.stack([p.a_prime[2] for p in pairs])  # (N, H, W)
     allowed = torch.ones_like(confs, dtype=torch.bool)
-    if prepared is not None:
-        for i in range(len(pairs)):
-            mask = prepared.allowed(i)
-            if mask is not None:
-                allowed[i] = mask
+    for i in range(len(pairs)):
+        mask = prepared.allowed(i)
+        if mask is not None:
+            allowed[i] = mask
     if mix:
         weights = torch.tensor(mix, device=device, dtype=confs.dtype)[:, None, None].expand_as(confs).clone()
     else:

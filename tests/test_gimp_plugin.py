@@ -154,6 +154,13 @@ def top_level(rows: list[dict[str, Any]]) -> list[str]:
     return [row["name"] for row in rows if row["depth"] == 0]
 
 
+def result_layers(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The layers of a successful run's result group, after checking the sources are untouched."""
+    assert run["success"], run["error"]
+    assert all(run["sources_unchanged"].values()), run["sources_unchanged"]
+    return [r for r in run["tree_after"] if r["parent"] == GROUP]
+
+
 def expected_mask(confidence: np.ndarray | None, alpha: np.ndarray) -> np.ndarray:
     visible = np.full(alpha.shape, 255, np.int64) if confidence is None else confidence.astype(np.int64)
     return ((visible * alpha.astype(np.int64) + 127) // 255).astype(np.uint8)
@@ -236,9 +243,7 @@ def test_pair_pixels_equal_the_engines(gimp, success_runs, engine) -> None:  # n
 def test_reference_layer_gray_16_bit(gimp, success_runs, engine) -> None:  # noqa: ANN001
     inputs, runs = success_runs
     run = runs["gray-reference"]
-    assert run["success"], run["error"]
-    assert all(run["sources_unchanged"].values())
-    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    children = result_layers(run)
     # A is the reference (another image), B′ the selected layer: A′ has the reference's size.
     assert [r["name"] for r in children] == ["A′ (Reference)", "B (Photo)"]
     assert geometry(children[0]) == (5, 7, 56, 40)
@@ -314,11 +319,9 @@ def paint_anim_runs(gimp: harness.GimpRoot, engine: EngineProcess) -> tuple[Inpu
 def test_painting_layer_and_paths(gimp, paint_anim_runs, engine) -> None:  # noqa: ANN001
     inputs, runs = paint_anim_runs
     run = runs["paint"]
-    assert run["success"], run["error"]
-    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    children = result_layers(run)
     assert [r["name"] for r in children] == ["Painting (Photo)", "A′ (Photo)", "B (Painting)"]
     assert geometry(children[0]) == (10, 6, 72, 56) and children[0]["mask"]
-    assert all(run["sources_unchanged"].values())
     # The painting is the engine's painting of the engine's A′.
     a, b_prime = inputs.arrays["Photo"], inputs.arrays["Painting"]
     a_prime = engine.run(a, b_prime, {"mode": "photo-to-style", "preset": "fast", "size": 64,
@@ -455,9 +458,7 @@ def guide_runs(gimp: harness.GimpRoot, engine: EngineProcess) -> tuple[Inputs, d
 def test_regions_and_structure_channel_reach_the_engine(gimp, guide_runs, engine) -> None:  # noqa: ANN001
     inputs, runs = guide_runs
     run = runs["regions-structure"]
-    assert run["success"], run["error"]
-    assert all(run["sources_unchanged"].values())
-    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    children = result_layers(run)
     assert [r["name"] for r in children] == ["A′ (A)"]
     a_prime, _mask = dump(gimp, run, "A′ (A)")
     b_prime = inputs.arrays["Halves"]
@@ -479,9 +480,7 @@ def test_regions_and_structure_channel_reach_the_engine(gimp, guide_runs, engine
 def test_more_references_and_the_selection(gimp, guide_runs, engine) -> None:  # noqa: ANN001
     inputs, runs = guide_runs
     run = runs["references"]
-    assert run["success"], run["error"]
-    assert all(run["sources_unchanged"].values())
-    children = [r for r in run["tree_after"] if r["parent"] == GROUP]
+    children = result_layers(run)
     assert [r["name"] for r in children] == ["A′ (Photo)", "B (Painting)", "B (Look2)"]
     assert geometry(children[2]) == (3, 2, 40, 32) and children[2]["mask"]
     a, b_prime, look2 = inputs.arrays["Photo"], inputs.arrays["Painting"], inputs.arrays["Look2"]

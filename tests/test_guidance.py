@@ -64,9 +64,9 @@ def test_labels_on_a_coarse_grid_take_the_larger_share() -> None:
 
     labels = torch.zeros(16, 16, dtype=torch.long)
     labels[:, 9:] = 1  # the third coarse cell covers one column of 0 and three of 1
-    coarse = labels_on(labels, (4, 4), 2)
+    coarse = labels_on(labels, (4, 4))
     assert coarse.tolist() == [[0, 0, 1, 1]] * 4
-    assert labels_on(labels, (16, 16), 2) is labels
+    assert labels_on(labels, (16, 16)) is labels
 
 
 def test_placement_moves_every_cell_into_its_region_keeping_its_place() -> None:

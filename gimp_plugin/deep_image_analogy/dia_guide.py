@@ -16,7 +16,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from dia_contract import reference_part, regions_ref_part  # noqa: E402
 from dia_http import RawImage  # noqa: E402
-from dia_layers import PluginError, Source, read_source, scale_for  # noqa: E402
+from dia_layers import PluginError, Source, check_layer, read_source, scale_for  # noqa: E402
 from dia_options import MixError, Options, parse_mix  # noqa: E402
 from dia_pixels import grey_rgba, invert, nearest, opaque  # noqa: E402
 from gi.repository import Gegl, Gimp  # noqa: E402
@@ -130,21 +130,11 @@ def check_distinct(roles: list[tuple[str, Gimp.Layer]]) -> None:
                               "role needs its own layer.")
 
 
-def map_layer_check(layer: Gimp.Layer, what: str) -> None:
-    if not layer.is_valid():
-        raise PluginError(f"{what} no longer exists; choose it again.")
-    name = f"{what} '{layer.get_name()}'"
-    if not layer.is_layer() or layer.is_group_layer():
-        raise PluginError(f"{name} is a layer group: a region map is an ordinary layer painted in flat "
-                          "colours (merge the group first: Layer ▸ Merge Layer Group).")
-    if layer.get_image().get_base_type() == Gimp.ImageBaseType.INDEXED:
-        raise PluginError(f"{name} is in an indexed image, which is not supported: convert that image "
-                          "with Image ▸ Mode ▸ RGB first.")
-
-
 def region_map(layer: Gimp.Layer, what: str, target: Source, side: str) -> RawImage:
     """A region map as opaque RGBA at the target's size (read as the target was: scaled or not)."""
-    map_layer_check(layer, what)
+    check_layer(layer, f"{what} '{layer.get_name()}'" if layer.is_valid() else what,
+                "a region map is an ordinary layer painted in flat colours (merge the group first: "
+                "Layer ▸ Merge Layer Group)")
     rgba = read_under(layer, f"{what} '{layer.get_name()}'", target, side, REGION_FORMAT, 4)
     return RawImage(target.raw.width, target.raw.height, opaque(rgba))
 

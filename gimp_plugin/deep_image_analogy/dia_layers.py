@@ -98,13 +98,16 @@ def pick_pair(drawables: list[Gimp.Drawable], reference: Gimp.Layer | None,
     return pair if options.a_layer == "first" else (pair[1], pair[0])
 
 
-def check_layer(layer: Gimp.Layer, what: str) -> None:
-    """An ordinary layer of an RGB or grey image; `what` names it in the message."""
+GROUP_ADVICE = "choose an ordinary layer (or merge the group: Layer ▸ Merge Layer Group)"
+
+
+def check_layer(layer: Gimp.Layer, what: str, group_advice: str = GROUP_ADVICE) -> None:
+    """An ordinary layer of an RGB or grey image; `what` names it in the messages, `group_advice`
+    says what to do instead of a layer group."""
     if not layer.is_valid():
         raise PluginError(f"{what} no longer exists; choose it again.")
     if not layer.is_layer() or layer.is_group_layer():
-        raise PluginError(f"{what} is a layer group: choose an ordinary layer (or merge the group: "
-                          "Layer ▸ Merge Layer Group).")
+        raise PluginError(f"{what} is a layer group: {group_advice}.")
     if layer.get_image().get_base_type() == Gimp.ImageBaseType.INDEXED:
         raise PluginError(f"{what} is in an indexed image, which is not supported: convert that image "
                           "with Image ▸ Mode ▸ RGB first.")
