@@ -48,6 +48,15 @@ ALPHAS: dict[int, tuple[float, float, float, float]] = {
     2: (0.8, 0.7, 0.6, 0.1),
     3: (0.9, 0.8, 0.7, 0.2),
 }
+# B′ → A matches B's features blended with B′'s own at this share of α. B′ is the reference (a
+# painting, a sketch): its own features are strokes and paper, and kept at full α they make the
+# match compare them with A's photo features directly, so that a painted face finds an orange
+# suit and pale pencil skin a white backdrop (flat blotches of the wrong region in B). At half α
+# the features carried from the coarser, semantic match (A's own, in B′'s layout) hold the
+# region, and B′'s strong edges still place it. A → B′ (and what each match sees of the other
+# image's unknown) keeps the full α: lowered there, A′ follows B′ → A's matches into regions
+# without a counterpart (a flower crown takes A's hair).
+B_ALPHA_SCALE = 0.5
 MAX_SEED = 2**31 - 1
 # --mix: non-negative decimal weights separated by commas (or nothing).
 MIX_PATTERN = r"(?:\d{1,6}(?:\.\d{1,6})?(?:,\d{1,6}(?:\.\d{1,6})?)*)?"
@@ -303,6 +312,12 @@ class Settings:
     ratio: float
     refine: bool
     fallback: bool = True
+    # The α of B's features in B′ → A's own match, levels 4..1 (see B_ALPHA_SCALE).
+    alphas_b: tuple[float, float, float, float] | None = None
+
+    @property
+    def b_alphas(self) -> tuple[float, float, float, float]:
+        return self.alphas_b if self.alphas_b is not None else self.alphas
 
 
 def resolve(params: AnalogyParams, preset: Preset | None = None) -> Settings:
@@ -312,10 +327,15 @@ def resolve(params: AnalogyParams, preset: Preset | None = None) -> Settings:
         params=params,
         preset=preset if preset is not None else PRESETS[params.preset],
         alphas=ALPHAS[weight],
+        alphas_b=_scaled(ALPHAS[weight], B_ALPHA_SCALE),
         ratio=float(params.ratio if params.ratio is not None else defaults["ratio"]),
         refine=bool(params.refine if params.refine is not None else defaults["refine"]),
         fallback=params.fallback,
     )
+
+
+def _scaled(alphas: tuple[float, float, float, float], scale: float) -> tuple[float, float, float, float]:
+    return (alphas[0] * scale, alphas[1] * scale, alphas[2] * scale, alphas[3] * scale)
 
 
 def working_size(height: int, width: int, size: int | None, ratio: float = 1.0) -> tuple[int, int]:

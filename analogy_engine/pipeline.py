@@ -189,7 +189,8 @@ class _Direction:
     own: int  # index of the source image in a pyramid pair (0: A, 1: B′)
     field: Tensor | None = None
     similarity: Tensor | None = None
-    unknown: Tensor | None = None  # A′ (or B) features at the current step
+    unknown: Tensor | None = None  # A′ (or B) features at the current step, as the other match sees them
+    matched: Tensor | None = None  # the same as this direction's own match uses them (B: Step.alpha_b)
     position: Tensor | None = None  # the field with sub-cell offsets (float), for finer grids
 
     @property
@@ -252,9 +253,20 @@ def _carry(field: Tensor | None, previous: Step | None, step: Step, own: int) ->
     return fields.upsample_field(field, grids[own], grids[1 - own], before[1 - own])
 
 
+def _direction_stacks(
+    pair: list[Pyramid], step: Step, ab: _Direction, ba: _Direction, keep: Tensor | None
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Each direction's (A-side, B-side) stacks: A → B′ sees B as the blend at α, B′ → A its own
+    B at `Step.alpha_b` (one pair of stacks when the two are the same)."""
+    assert ab.unknown is not None and ba.unknown is not None and ba.matched is not None
+    stacks = _stacks(pair, step, (ab.unknown, ba.unknown), keep)
+    own = stacks if ba.matched is ba.unknown else _stacks(pair, step, (ab.unknown, ba.matched), keep)
+    return {"ab": stacks, "ba": own}
+
+
 def _locate_between_cells(
-    step: Step, pair: list[Pyramid], directions: tuple[_Direction, ...], stacks: tuple[Tensor, Tensor],
-    last: bool, guide: PairGuide,
+    step: Step, pair: list[Pyramid], directions: tuple[_Direction, _Direction],
+    stacks: dict[str, tuple[Tensor, Tensor]], last: bool, guide: PairGuide,
 ) -> None:
     """Sub-cell positions of both fields (`_Direction.position`), for the next grid and the output.
 
@@ -262,18 +274,17 @@ def _locate_between_cells(
     and B are first rebuilt through the fields just found: there the features were built mostly
     (1 − α = 0.8) through the coarser field's positions and would pull the estimate back to them.
     """
-    if not last:
-        for d in directions:
-            d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
-        return
-    unknowns = [
-        _blend(pair[d.own][step.level], warp(pair[1 - d.own][step.level], d.field), step.alpha,
-               guide.keep(step.a_hw) if d.name == "ab" else None)
-        for d in directions
-    ]
-    stacks = _stacks(pair, step, (unknowns[0], unknowns[1]), guide.keep(step.a_hw))
+    if last:
+        ab, ba = directions
+        keep = guide.keep(step.a_hw)
+        ab.unknown = _blend(pair[0][step.level], warp(pair[1][step.level], ab.field), step.alpha, keep)
+        b_warped = warp(pair[0][step.level], ba.field)
+        ba.unknown = _blend(pair[1][step.level], b_warped, step.alpha)
+        ba.matched = ba.unknown if step.alpha_b == step.alpha else _blend(pair[1][step.level], b_warped, step.alpha_b)
+        stacks = _direction_stacks(pair, step, ab, ba, keep)
     for d in directions:
-        d.position = match.subcell(stacks[d.own], stacks[1 - d.own], d.field, step.patch)
+        own = stacks[d.name]
+        d.position = match.subcell(own[d.own], own[1 - d.own], d.field, step.patch)
 
 
 def match_pyramids(
@@ -322,12 +333,14 @@ def match_pyramids(
             d.position = None
             keep = guide.keep(step.a_hw) if d.name == "ab" else None
             d.unknown = _blend(own[step.level], r, step.alpha, keep)
+            d.matched = d.unknown
+            if d.name == "ba" and step.alpha_b != step.alpha:
+                d.matched = _blend(own[step.level], r, step.alpha_b)
             timer.add("inversion", t)
         t = time.perf_counter()
-        unknowns = (directions[0].unknown, directions[1].unknown)
-        stacks = _stacks(pair, step, unknowns, guide.keep(step.a_hw))  # type: ignore[arg-type]
+        stacks = _direction_stacks(pair, step, *directions, guide.keep(step.a_hw))
         for d in directions:
-            src, tgt = stacks[d.own], stacks[1 - d.own]
+            src, tgt = stacks[d.name][d.own], stacks[d.name][1 - d.own]
             n, per = step.match_units[0 if d.name == "ab" else 1]
             work.begin(f"matching {step.label} ({'A→B′' if d.name == 'ab' else 'B′→A'})")
             radius = step.radius_cells or max(tgt.shape[0], tgt.shape[1])
@@ -592,6 +605,7 @@ def _report(
         "params": params.to_dict(),
         "preset": settings.preset.name,
         "alphas": list(settings.alphas),
+        "alphas_b": [round(a, 4) for a in settings.b_alphas],
         "ratio": settings.ratio,
         "refine": settings.refine,
         "device": str(device),

@@ -51,6 +51,7 @@ class Step:
     level: int  # VGG level 5..1 (relu5_1 .. relu1_1)
     entry: Entry
     alpha: float  # how much of the image's own features A′ (and B) keep where they are strong
+    alpha_b: float  # the same for B in B′ → A's own match (params.B_ALPHA_SCALE)
     patch: int
     iterations: int
     radius_cells: int  # random-search radius in target cells; 0: the whole map
@@ -132,9 +133,10 @@ def plan(settings: Settings, vgg: VGG19, a_hw: HW, b_hw: HW) -> Plan:
             else:
                 entry_units.append((0, 0.0))
         alpha = 1.0 if entry == "top" else settings.alphas[i - 1]
+        alpha_b = 1.0 if entry == "top" else settings.b_alphas[i - 1]
         steps.append(
             Step(
-                pyramid=pyramid, level=level, entry=entry, alpha=alpha,
+                pyramid=pyramid, level=level, entry=entry, alpha=alpha, alpha_b=alpha_b,
                 patch=preset.patch_sizes[i], iterations=preset.pm_iterations[i],
                 radius_cells=preset.search_radii[i], jumps=preset.propagation_jumps[i],
                 dims=preset.match_dims[i], lbfgs_iterations=lbfgs, invert_depth=depth,
