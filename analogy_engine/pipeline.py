@@ -280,7 +280,9 @@ def _locate_between_cells(
         ab.unknown = _blend(pair[0][step.level], warp(pair[1][step.level], ab.field), step.alpha, keep)
         b_warped = warp(pair[0][step.level], ba.field)
         ba.unknown = _blend(pair[1][step.level], b_warped, step.alpha)
-        ba.matched = ba.unknown if step.alpha_b == step.alpha else _blend(pair[1][step.level], b_warped, step.alpha_b)
+        ba.matched = ba.unknown
+        if step.alpha_b != step.alpha:
+            ba.matched = _blend(pair[1][step.level], b_warped, step.alpha_b)
         stacks = _direction_stacks(pair, step, ab, ba, keep)
     for d in directions:
         own = stacks[d.name]
