@@ -57,8 +57,12 @@ def invert(
         def closure() -> Tensor:
             nonlocal evaluations
             optimizer.zero_grad()
-            loss = 0.5 * (vgg.run(nchw(x), low, level) - goal).pow(2).sum()
-            loss.backward()
+            out = vgg.run(nchw(x), low, level)
+            # The loss ½‖out − goal‖² has the gradient out − goal: handed to backward as it is
+            # (the same values autograd's pow and mul would make, without their passes).
+            residual = (out - goal).detach()
+            loss = 0.5 * residual.pow(2).sum()
+            out.backward(residual)
             evaluations += 1
             if step is not None:
                 step(evaluations)

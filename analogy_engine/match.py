@@ -39,9 +39,13 @@ def stack_pairs(first: Tensor, second: Tensor, first_weight: Tensor | None = Non
     cosine similarities, in [−1, 1]. `first_weight` (1, H, W) scales the first half per cell:
     where it is 0 a match is judged on the second pair alone (the structure mask's collage).
     """
+    c, h, w = first.shape
+    stacked = torch.empty(h, w, c + second.shape[0], device=first.device, dtype=first.dtype)
     head = normalize(first) if first_weight is None else normalize(first) * first_weight
-    stacked = torch.cat([head, normalize(second)], dim=0) * (0.5**0.5)
-    return stacked.permute(1, 2, 0).contiguous()
+    # Each half scaled straight into its channels-last place (no concatenated copy to permute).
+    torch.mul(head.permute(1, 2, 0), 0.5**0.5, out=stacked[..., :c])
+    torch.mul(normalize(second).permute(1, 2, 0), 0.5**0.5, out=stacked[..., c:])
+    return stacked
 
 
 def project(
@@ -59,8 +63,11 @@ def project(
     if dims is None or dims >= d:
         return first, second
     moment_of = basis_of if basis_of is not None else (first, second)
-    rows = torch.cat([moment_of[0].reshape(-1, d), moment_of[1].reshape(-1, d)])
-    subset = rows[:: max(1, rows.shape[0] // sample)]
+    # Every step-th row of the two stacks one after the other, taken from each stack in place
+    # rather than from a concatenated copy of both.
+    upper, lower = moment_of[0].reshape(-1, d), moment_of[1].reshape(-1, d)
+    step = max(1, (upper.shape[0] + lower.shape[0]) // sample)
+    subset = torch.cat([upper[::step], lower[(-upper.shape[0]) % step :: step]])
     moment = subset.T @ subset
     # A flat image gives a moment of rank one, on which LAPACK's eigh may fail to converge. A
     # ridge of c·I leaves the eigenvectors as they are (it only shifts every eigenvalue by c).
