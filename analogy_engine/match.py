@@ -107,9 +107,9 @@ class PatchScorer:
     - the source unfolded along x once: cell (y, x) of row y + r of `(H + 2r, W, k·C)` holds the
       k cells from x − r to x + r, so a patch row of a block of source rows is a plain slice.
 
-    Scoring a field is then k gathers of k·C floats per cell (instead of k² gathers of C) and k
-    batched dot products, in blocks of whole source rows. The result equals the k×k sum of
-    channel dot products up to float summation order.
+    Scoring a field is then one gather of k rows of k·C floats per cell (instead of k² gathers
+    of C) and one multiply and sum, in blocks of whole source rows. The result equals the k×k
+    sum of channel dot products up to float summation order.
     """
 
     def __init__(self, source: Tensor, target: Tensor, patch: int) -> None:
@@ -117,7 +117,6 @@ class PatchScorer:
         h, w, c = source.shape
         self.patch = patch
         self.shape = (h, w)
-        self.target_hw = (target.shape[0], target.shape[1])
         padded = pad_edges(target, r)
         self.padded_width = padded.shape[1]
         starts = padded.shape[0] * padded.shape[1] - patch + 1
@@ -137,15 +136,16 @@ class PatchScorer:
         # The window of the patch's top row starts at padded (fy, fx): the target cell fy − r + r.
         start = field[..., 0] * self.padded_width + field[..., 1]
         out = torch.empty(h, w, device=self.rows.device, dtype=self.rows.dtype)
+        kc = self.rows.shape[2]
         for y0 in range(0, h, self.block_rows):
             y1 = min(h, y0 + self.block_rows)
             n = (y1 - y0) * w
             index = (start[y0:y1].reshape(n, 1) + self.row_offsets).reshape(-1)
-            gathered = self.windows.index_select(0, index).view(n, k, -1)
-            total = torch.linalg.vecdot(gathered[:, 0], self.rows[y0:y1].reshape(n, -1))
-            for d in range(1, k):
-                total += torch.linalg.vecdot(gathered[:, d], self.rows[y0 + d : y1 + d].reshape(n, -1))
-            out[y0:y1] = total.view(y1 - y0, w)
+            gathered = self.windows.index_select(0, index).view(y1 - y0, w, k, kc)
+            # Source patch row d of cell (y, x) is unfolded row y + d: a view with overlapping
+            # rows, so the whole block is one multiply (into the gathered copy) and one sum.
+            source = self.rows.as_strided((y1 - y0, w, k, kc), (w * kc, kc, w * kc, 1), y0 * w * kc)
+            out[y0:y1] = gathered.mul_(source).view(y1 - y0, w, k * kc).sum(-1)
         return out / (k * k)
 
 
