@@ -80,8 +80,9 @@ def _box_1d(x: Tensor, radius: int, dim: int) -> Tensor:
     sums = padded.cumsum(dim, dtype=torch.float64)
     upper = sums.narrow(dim, 2 * radius + 1, n)
     lower = sums.narrow(dim, 0, n)
-    # The first padded element only anchors the difference; it is not part of any window.
-    return ((upper - lower) / (2 * radius + 1)).to(x.dtype)
+    # The first padded element only anchors the difference; it is not part of any window. The
+    # difference needs the double precision (cancellation); the division does not.
+    return (upper - lower).to(x.dtype).div_(2 * radius + 1)
 
 
 def box_filter(x: Tensor, radius: int) -> Tensor:
