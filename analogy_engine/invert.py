@@ -35,7 +35,9 @@ def invert(
     # Optimised channels last, (1, H, W, C): the convolutions' forward and backward passes run
     # about a third faster on the CPU in that layout (oneDNN's own), and L-BFGS needs a plain
     # contiguous leaf (it flattens it with view(-1)). `nchw` shows it to the network as NCHW.
-    x = start.detach().permute(1, 2, 0).unsqueeze(0).contiguous().requires_grad_(True)
+    # Always a copy: a `start` already laid out channels last must not be changed by L-BFGS.
+    x = start.detach().permute(1, 2, 0).unsqueeze(0).clone(memory_format=torch.contiguous_format)
+    x.requires_grad_(True)
     goal = target.detach().unsqueeze(0).contiguous(memory_format=torch.channels_last)
 
     def nchw(t: Tensor) -> Tensor:

@@ -66,3 +66,8 @@ def test_invert_runs_channels_last_and_returns_plain_maps(engine: Engine) -> Non
     moved = invert(vgg, target, start, 2, 2, iterations=6)
     assert moved.is_contiguous() and torch.equal(start, kept)
     assert (moved - truth).pow(2).mean() < 0.5 * (plain - truth).pow(2).mean()
+    # A start already laid out channels last (fields.sample gives one) is not changed either.
+    channels_last = start.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    again = invert(vgg, target, channels_last, 2, 2, iterations=6)
+    assert torch.equal(channels_last, kept)
+    torch.testing.assert_close(again, moved, rtol=0, atol=1e-3)
