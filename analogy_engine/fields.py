@@ -45,6 +45,14 @@ def shift(field: Tensor, dy: int, dx: int) -> Tensor:
     return field.clone() if dy == dx == 0 else field
 
 
+def pad_edges(source: Tensor, radius: int) -> Tensor:
+    """(H, W, …) → (H + 2r, W + 2r, …), contiguous, with the border repeated."""
+    h, w = source.shape[:2]
+    ys = torch.arange(-radius, h + radius, device=source.device).clamp_(0, h - 1)
+    xs = torch.arange(-radius, w + radius, device=source.device).clamp_(0, w - 1)
+    return source[ys][:, xs].contiguous()
+
+
 def upsample_field(
     field: Tensor, out_hw: tuple[int, int], tgt_hw: tuple[int, int], prev_tgt_hw: tuple[int, int]
 ) -> Tensor:

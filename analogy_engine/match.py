@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .fields import clamp_field, shift
+from .fields import clamp_field, pad_edges, shift
 
 # The score of a candidate outside its cell's region: below any patch similarity (those lie in
 # [−1, 1]) plus any bonus (coherence, prior), so it is never taken.
@@ -79,14 +79,6 @@ def project(
         return first, second
     basis = vectors[:, -dims:].to(first.dtype)
     return (first @ basis).contiguous(), (second @ basis).contiguous()
-
-
-def pad_edges(source: Tensor, radius: int) -> Tensor:
-    """(H, W, C) → (H + 2r, W + 2r, C), contiguous, with the border repeated."""
-    h, w = source.shape[:2]
-    ys = torch.arange(-radius, h + radius, device=source.device).clamp_(0, h - 1)
-    xs = torch.arange(-radius, w + radius, device=source.device).clamp_(0, w - 1)
-    return source[ys][:, xs].contiguous()
 
 
 # Bytes of gathered target patches scored at once on the CPU: a block that stays in the caches

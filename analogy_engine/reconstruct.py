@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fields import corners, rows, split
+from .fields import corners, pad_edges, rows, split
 
 
 def warp(values: Tensor, field: Tensor) -> Tensor:
@@ -38,10 +38,10 @@ def vote(values: Tensor, field: Tensor, patch: int) -> Tensor:
     # repeated (as `shift` repeats it), so that field(p − o) for every p is a slice.
     if field.is_floating_point():
         low, frac = split(field)
-        frac_padded: Tensor | None = _pad(frac.to(values.dtype), r)
+        frac_padded: Tensor | None = pad_edges(frac.to(values.dtype), r)
     else:
         low, frac_padded = field, None
-    low_padded = _pad(low, r)
+    low_padded = pad_edges(low, r)
     ys = torch.arange(h, device=field.device)
     xs = torch.arange(w, device=field.device)
     # Votes a cell receives: the patches centred on the map, (rows) × (columns) of them.
@@ -62,14 +62,6 @@ def vote(values: Tensor, field: Tensor, patch: int) -> Tensor:
                 index.reshape(-1, m), table, per_sample_weights=weight.reshape(-1, m), mode="sum"
             )
     return total.t().reshape(c, h, w)
-
-
-def _pad(field: Tensor, radius: int) -> Tensor:
-    """(H, W, 2) → (H + 2r, W + 2r, 2) with the border repeated."""
-    h, w = field.shape[:2]
-    ys = torch.arange(-radius, h + radius, device=field.device).clamp_(0, h - 1)
-    xs = torch.arange(-radius, w + radius, device=field.device).clamp_(0, w - 1)
-    return field[ys][:, xs]
 
 
 def _box_1d(x: Tensor, radius: int, dim: int) -> Tensor:
