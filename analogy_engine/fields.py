@@ -8,6 +8,7 @@ similarity; `match` scores and improves fields, `reconstruct` and `upscale` read
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -26,11 +27,30 @@ def clamp_field(field: Tensor, tgt_hw: tuple[int, int]) -> Tensor:
 
 
 def shift(field: Tensor, dy: int, dx: int) -> Tensor:
-    """field(p + (dy, dx)) for every p, with the border cell repeated outside the map."""
+    """field(p + (dy, dx)) for every p, with the border cell repeated outside the map.
+
+    Works on any (H, W, …) tensor. Built from slices and the repeated edge (copies of whole
+    rows), which is tens of times faster than gathering rows and columns by index.
+    """
     h, w = field.shape[:2]
-    ys = (torch.arange(h, device=field.device) + dy).clamp_(0, h - 1)
-    xs = (torch.arange(w, device=field.device) + dx).clamp_(0, w - 1)
-    return field[ys][:, xs]
+    dy, dx = max(-(h - 1), min(dy, h - 1)), max(-(w - 1), min(dx, w - 1))  # further is the edge
+    if dy > 0:
+        field = torch.cat((field[dy:], field[-1:].expand(dy, *field.shape[1:])), 0)
+    elif dy < 0:
+        field = torch.cat((field[:1].expand(-dy, *field.shape[1:]), field[:dy]), 0)
+    if dx > 0:
+        field = torch.cat((field[:, dx:], field[:, -1:].expand(h, dx, *field.shape[2:])), 1)
+    elif dx < 0:
+        field = torch.cat((field[:, :1].expand(h, -dx, *field.shape[2:]), field[:, :dx]), 1)
+    return field.clone() if dy == dx == 0 else field
+
+
+def pad_edges(source: Tensor, radius: int) -> Tensor:
+    """(H, W, …) → (H + 2r, W + 2r, …), contiguous, with the border repeated."""
+    h, w = source.shape[:2]
+    ys = torch.arange(-radius, h + radius, device=source.device).clamp_(0, h - 1)
+    xs = torch.arange(-radius, w + radius, device=source.device).clamp_(0, w - 1)
+    return source[ys][:, xs].contiguous()
 
 
 def upsample_field(
@@ -79,14 +99,54 @@ def resample_flow(
     return through_cells(field, py.round().clamp(0, h - 1), px.round().clamp(0, w - 1), py, px, scale)
 
 
+def rows(values: Tensor) -> Tensor:
+    """(C, H, W) → (H·W, C): one contiguous row of C values per cell, for row gathers."""
+    c = values.shape[0]
+    return values.reshape(c, -1).t().contiguous()
+
+
+def corners(low: Tensor, frac: Tensor | None, tgt_hw: tuple[int, int]) -> tuple[Tensor, Tensor | None]:
+    """Flat indices (H, W, 4) of the four cells around positions `low` + `frac` and their
+    bilinear weights (H, W, 4); with `frac` None, the cell `low` itself: (H, W, 1) and None.
+
+    `low` (H, W, 2) long is the cell at or above-left of each position (its floor), `frac`
+    (H, W, 2) float the rest, in [0, 1). Each corner is clamped to the map on its own, which
+    for bilinear weights is the same as clamping the position first (a corner outside the map
+    lands on the border cell that the other corner on that axis already is, or carries no
+    weight), so positions need no clamping.
+    """
+    th, tw = tgt_hw
+    y0, x0 = low[..., 0], low[..., 1]
+    if frac is None:
+        return (y0.clamp(0, th - 1) * tw + x0.clamp(0, tw - 1)).unsqueeze(-1), None
+    top, bottom = y0.clamp(0, th - 1) * tw, (y0 + 1).clamp(0, th - 1) * tw
+    left, right = x0.clamp(0, tw - 1), (x0 + 1).clamp(0, tw - 1)
+    index = torch.stack((top + left, top + right, bottom + left, bottom + right), dim=-1)
+    wy, wx = frac[..., 0], frac[..., 1]
+    weight = torch.stack(((1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx), dim=-1)
+    return index, weight
+
+
+def split(flow: Tensor) -> tuple[Tensor, Tensor]:
+    """A float flow as (floor (long), fraction) for `corners`."""
+    low = flow.floor()
+    return low.long(), flow - low
+
+
 def sample(values: Tensor, flow: Tensor) -> Tensor:
     """values at float positions, bilinearly: (C, Ht, Wt) × (H, W, 2) (y, x) → (C, H, W).
 
     Positions are clamped to the map; unlike `warp` through a rounded field, a position between
     cells mixes its neighbours, so a sub-cell estimate survives into the features built from it.
+
+    Each output cell is one weighted sum of four gathered rows of C values (`embedding_bag`),
+    read channels last: several times faster than `grid_sample` over many channels, which
+    reads each channel's plane apart. The result is a channels-last view of (C, H, W).
     """
-    th, tw = values.shape[1:]
-    y = flow[..., 0].clamp(0, th - 1) * (2 / max(th - 1, 1)) - 1
-    x = flow[..., 1].clamp(0, tw - 1) * (2 / max(tw - 1, 1)) - 1
-    grid = torch.stack((x, y), dim=-1)[None].to(values.dtype)
-    return torch.nn.functional.grid_sample(values[None], grid, mode="bilinear", align_corners=True)[0]
+    c, th, tw = values.shape
+    h, w = flow.shape[:2]
+    index, weight = corners(*split(flow), (th, tw))
+    assert weight is not None
+    weight = weight.reshape(-1, 4).to(values.dtype)
+    out = F.embedding_bag(index.reshape(-1, 4), rows(values), per_sample_weights=weight, mode="sum")
+    return out.view(h, w, c).permute(2, 0, 1)

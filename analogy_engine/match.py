@@ -17,16 +17,19 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .fields import clamp_field, shift
+from .fields import clamp_field, pad_edges, shift
 
 # The score of a candidate outside its cell's region: below any patch similarity (those lie in
 # [−1, 1]) plus any bonus (coherence, prior), so it is never taken.
 OUT_OF_REGION = -1e4
+# The four neighbours whose matches the coherence term compares, as (dy, dx).
+NEIGHBOURS = ((0, -1), (-1, 0), (0, 1), (1, 0))
 
 
 def normalize(features: Tensor, eps: float = 1e-8) -> Tensor:
     """Scale each feature vector of a (C, H, W) map to unit length."""
-    return features / features.norm(dim=0, keepdim=True).clamp_min(eps)
+    # A sum over the channels runs vectorised over the cells; `norm(dim=0)` is slower here.
+    return features / features.pow(2).sum(0, keepdim=True).sqrt().clamp_min(eps)
 
 
 def stack_pairs(first: Tensor, second: Tensor, first_weight: Tensor | None = None) -> Tensor:
@@ -36,9 +39,13 @@ def stack_pairs(first: Tensor, second: Tensor, first_weight: Tensor | None = Non
     cosine similarities, in [−1, 1]. `first_weight` (1, H, W) scales the first half per cell:
     where it is 0 a match is judged on the second pair alone (the structure mask's collage).
     """
+    c, h, w = first.shape
+    stacked = torch.empty(h, w, c + second.shape[0], device=first.device, dtype=first.dtype)
     head = normalize(first) if first_weight is None else normalize(first) * first_weight
-    stacked = torch.cat([head, normalize(second)], dim=0) * (0.5**0.5)
-    return stacked.permute(1, 2, 0).contiguous()
+    # Each half scaled straight into its channels-last place (no concatenated copy to permute).
+    torch.mul(head.permute(1, 2, 0), 0.5**0.5, out=stacked[..., :c])
+    torch.mul(normalize(second).permute(1, 2, 0), 0.5**0.5, out=stacked[..., c:])
+    return stacked
 
 
 def project(
@@ -56,8 +63,11 @@ def project(
     if dims is None or dims >= d:
         return first, second
     moment_of = basis_of if basis_of is not None else (first, second)
-    rows = torch.cat([moment_of[0].reshape(-1, d), moment_of[1].reshape(-1, d)])
-    subset = rows[:: max(1, rows.shape[0] // sample)]
+    # Every step-th row of the two stacks one after the other, taken from each stack in place
+    # rather than from a concatenated copy of both.
+    upper, lower = moment_of[0].reshape(-1, d), moment_of[1].reshape(-1, d)
+    step = max(1, (upper.shape[0] + lower.shape[0]) // sample)
+    subset = torch.cat([upper[::step], lower[(-upper.shape[0]) % step :: step]])
     moment = subset.T @ subset
     # A flat image gives a moment of rank one, on which LAPACK's eigh may fail to converge. A
     # ridge of c·I leaves the eigenvectors as they are (it only shifts every eigenvalue by c).
@@ -71,39 +81,74 @@ def project(
     return (first @ basis).contiguous(), (second @ basis).contiguous()
 
 
-def pad_edges(source: Tensor, radius: int) -> Tensor:
-    """(H, W, C) → (H + 2r, W + 2r, C), contiguous, with the border repeated."""
-    h, w = source.shape[:2]
-    ys = torch.arange(-radius, h + radius, device=source.device).clamp_(0, h - 1)
-    xs = torch.arange(-radius, w + radius, device=source.device).clamp_(0, w - 1)
-    return source[ys][:, xs].contiguous()
+# Bytes of gathered target patches scored at once on the CPU: a block that stays in the caches
+# (and below glibc's 32 MB mmap threshold, above which every temporary costs fresh page faults).
+# On a GPU the whole map is one block.
+CPU_BLOCK_BYTES = 4 << 20
+GPU_BLOCK_BYTES = 1 << 30
 
 
-def patch_similarity(
-    source: Tensor, target: Tensor, field: Tensor, patch: int, padded: bool = False
-) -> Tensor:
+class PatchScorer:
+    """The patch similarity of fields from one source stack into one target stack.
+
+    Made once per `patchmatch` (or `subcell`) call, it holds what every scored field shares:
+
+    - the target padded by r = k // 2 with its border repeated, seen through an overlapping
+      window view: with channels last, the k cells of one patch row are k·C consecutive floats,
+      so one patch row is one gathered row of the view (no copy is made);
+    - the source unfolded along x once: cell (y, x) of row y + r of `(H + 2r, W, k·C)` holds the
+      k cells from x − r to x + r, so a patch row of a block of source rows is a plain slice.
+
+    Scoring a field is then one gather of k rows of k·C floats per cell (instead of k² gathers
+    of C) and one multiply and sum, in blocks of whole source rows. The result equals the k×k
+    sum of channel dot products up to float summation order.
+    """
+
+    def __init__(self, source: Tensor, target: Tensor, patch: int) -> None:
+        r = patch // 2
+        h, w, c = source.shape
+        self.patch = patch
+        self.shape = (h, w)
+        padded = pad_edges(target, r)
+        self.padded_width = padded.shape[1]
+        starts = padded.shape[0] * padded.shape[1] - patch + 1
+        self.windows = padded.reshape(-1).as_strided((starts, patch * c), (c, 1))
+        # unfold gives (H + 2r, W, C, k); cells of a window row must be consecutive: (…, k, C).
+        unfolded = pad_edges(source, r).unfold(1, patch, 1).transpose(2, 3)
+        self.rows = unfolded.reshape(h + 2 * r, w, patch * c).contiguous()
+        self.row_offsets = torch.arange(patch, device=source.device) * self.padded_width
+        budget = GPU_BLOCK_BYTES if source.device.type == "cuda" else CPU_BLOCK_BYTES
+        self.block_rows = max(1, budget // (w * patch * patch * c * source.element_size()))
+
+    def __call__(self, field: Tensor) -> Tensor:
+        """(H, W) mean over the k×k patch of ⟨source(p + o), target(field(p) + o)⟩; `field` must
+        lie inside the target (`clamp_field`)."""
+        h, w = self.shape
+        k = self.patch
+        # The window of the patch's top row starts at padded (fy, fx): the target cell fy − r + r.
+        start = field[..., 0] * self.padded_width + field[..., 1]
+        out = torch.empty(h, w, device=self.rows.device, dtype=self.rows.dtype)
+        kc = self.rows.shape[2]
+        for y0 in range(0, h, self.block_rows):
+            y1 = min(h, y0 + self.block_rows)
+            n = (y1 - y0) * w
+            index = (start[y0:y1].reshape(n, 1) + self.row_offsets).reshape(-1)
+            gathered = self.windows.index_select(0, index).view(y1 - y0, w, k, kc)
+            # Source patch row d of cell (y, x) is unfolded row y + d: a view with overlapping
+            # rows, so the whole block is one multiply (into the gathered copy) and one sum.
+            source = self.rows.as_strided((y1 - y0, w, k, kc), (w * kc, kc, w * kc, 1), y0 * w * kc)
+            out[y0:y1] = gathered.mul_(source).view(y1 - y0, w, k * kc).sum(-1)
+        return out / (k * k)
+
+
+def patch_similarity(source: Tensor, target: Tensor, field: Tensor, patch: int) -> Tensor:
     """Mean over the k×k patch of ⟨source(p+o), target(field(p)+o)⟩ for every p: (H, W).
 
-    `source` (H, W, C) and `target` (Ht, Wt, C) are stacks from `stack_pairs`; `source` may
-    come already through `pad_edges(source, patch // 2)` (`padded=True`), as `patchmatch`
-    does once for its many calls. Offsets that leave a map repeat its border.
+    `source` (H, W, C) and `target` (Ht, Wt, C) are stacks from `stack_pairs`; offsets that
+    leave a map repeat its border. To score many fields of the same pair, make one
+    `PatchScorer` (as `patchmatch` does).
     """
-    r = patch // 2
-    if not padded:
-        source = pad_edges(source, r)
-    h, w = field.shape[:2]
-    c = source.shape[2]
-    th, tw = target.shape[:2]
-    flat_target = target.reshape(th * tw, c)
-    total = torch.zeros(h, w, device=source.device, dtype=source.dtype)
-    fy, fx = field[..., 0], field[..., 1]
-    for dy in range(-r, r + 1):
-        ty = (fy + dy).clamp_(0, th - 1) * tw
-        for dx in range(-r, r + 1):
-            index = ty + (fx + dx).clamp_(0, tw - 1)
-            gathered = flat_target.index_select(0, index.reshape(-1)).view(h, w, c)
-            total += torch.linalg.vecdot(source[r + dy : r + dy + h, r + dx : r + dx + w], gathered)
-    return total / (patch * patch)
+    return PatchScorer(source, target, patch)(field)
 
 
 def _radii(start: int) -> list[int]:
@@ -158,9 +203,13 @@ def patchmatch(
     field = clamp_field(field, tgt_hw)
     if regions is not None:
         field = place_in_regions(field, regions[0], regions[1], generator)
-    source = pad_edges(source, patch // 2)
-    best = patch_similarity(source, target, field, patch, padded=True)
+    scorer = PatchScorer(source, target, patch)
+    best = scorer(field)
     h, w = field.shape[:2]
+    # The coherence term compares offsets as one number per cell, key = y·K + x, one comparison
+    # instead of two and an `all`. A neighbour's match minus its offset lies within one cell
+    # of the target, so K = Wt + 2 keeps keys of different cells apart.
+    width = tgt_hw[1] + 2
 
     def outside(candidate: Tensor) -> Tensor:
         assert regions is not None
@@ -168,11 +217,17 @@ def patchmatch(
         landed = tgt_labels.reshape(-1)[candidate[..., 0] * tgt_hw[1] + candidate[..., 1]]
         return (landed != src_labels) & (src_labels >= 0)
 
-    def agreement(candidate: Tensor) -> Tensor:
+    def neighbours() -> list[Tensor]:
+        """The key of the match each of the four neighbours' offsets gives this cell (the
+        current field)."""
+        key = field[..., 0] * width + field[..., 1]
+        return [shift(key, dy, dx) - (dy * width + dx) for dy, dx in NEIGHBOURS]
+
+    def agreement(candidate: Tensor, around: list[Tensor]) -> Tensor:
+        key = candidate[..., 0] * width + candidate[..., 1]
         total = torch.zeros(h, w, device=field.device, dtype=best.dtype)
-        for dy, dx in ((0, -1), (-1, 0), (0, 1), (1, 0)):
-            neighbour = shift(field, dy, dx) - torch.tensor((dy, dx), device=field.device)
-            total += (neighbour == candidate).all(-1).to(best.dtype)
+        for neighbour in around:
+            total += (neighbour == key).to(best.dtype)
         return total * (coherence / 4)
 
     def pull(candidate: Tensor) -> Tensor:
@@ -183,14 +238,17 @@ def patchmatch(
     def consider(candidate: Tensor) -> None:
         nonlocal field, best
         candidate = clamp_field(candidate, tgt_hw)
-        score = patch_similarity(source, target, candidate, patch, padded=True)
+        score = scorer(candidate)
         if regions is not None:
             score = score.masked_fill(outside(candidate), OUT_OF_REGION)
+        # Both sides' agreement is counted against the same neighbours: made once per candidate.
+        around = neighbours() if coherence > 0 else []
         if prior is not None:
-            score_now = best + pull(field) + (agreement(field) if coherence > 0 else 0)
-            better = score + pull(candidate) + (agreement(candidate) if coherence > 0 else 0) > score_now
+            bonus_now = agreement(field, around) if coherence > 0 else 0
+            bonus = agreement(candidate, around) if coherence > 0 else 0
+            better = score + pull(candidate) + bonus > best + pull(field) + bonus_now
         elif coherence > 0:
-            better = score + agreement(candidate) > best + agreement(field)
+            better = score + agreement(candidate, around) > best + agreement(field, around)
         else:
             better = score > best
         field = torch.where(better.unsqueeze(-1), candidate, field)
@@ -278,14 +336,14 @@ def subcell(source: Tensor, target: Tensor, field: Tensor, patch: int) -> Tensor
     offsets are kept within half a cell and used only where the match is a peak on that axis.
     """
     tgt_hw = (target.shape[0], target.shape[1])
-    source = pad_edges(source, patch // 2)
-    best = patch_similarity(source, target, field, patch, padded=True)
+    scorer = PatchScorer(source, target, patch)
+    best = scorer(field)
     offsets = []
     for axis in (0, 1):
         step = torch.zeros(2, dtype=field.dtype, device=field.device)
         step[axis] = 1
-        below = patch_similarity(source, target, clamp_field(field - step, tgt_hw), patch, padded=True)
-        above = patch_similarity(source, target, clamp_field(field + step, tgt_hw), patch, padded=True)
+        below = scorer(clamp_field(field - step, tgt_hw))
+        above = scorer(clamp_field(field + step, tgt_hw))
         # The similarity of shifted patches falls off like |x| near its peak, not like x², so the
         # peak is where two lines of equal and opposite slope through the three samples meet.
         drop = best - torch.minimum(below, above)

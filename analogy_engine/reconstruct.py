@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from .fields import clamp_field, sample, shift
+from .fields import corners, pad_edges, rows, split
 
 
 def warp(values: Tensor, field: Tensor) -> Tensor:
@@ -24,26 +25,43 @@ def vote(values: Tensor, field: Tensor, patch: int) -> Tensor:
     The patch centred at p−o is matched to field(p−o), so it puts values(field(p−o)+o) at p.
     Offsets that leave the map are skipped (the border patch counts fewer votes). A float
     field (sub-cell positions) reads `values` bilinearly between cells.
+
+    Each offset's votes are one weighted sum of gathered rows of C values per cell
+    (`embedding_bag`, channels last), already divided by the cell's count of votes.
     """
     c, th, tw = values.shape
     h, w = field.shape[:2]
     r = patch // 2
-    total = torch.zeros(c, h, w, device=values.device, dtype=values.dtype)
-    count = torch.zeros(1, h, w, device=values.device, dtype=values.dtype)
+    table = rows(values)
+    # A position's fraction does not change when an offset (a whole number of cells) is added,
+    # so the floor and fraction are taken once; the field is padded by r with its border
+    # repeated (as `shift` repeats it), so that field(p − o) for every p is a slice.
+    if field.is_floating_point():
+        low, frac = split(field)
+        frac_padded: Tensor | None = pad_edges(frac.to(values.dtype), r)
+    else:
+        low, frac_padded = field, None
+    low_padded = pad_edges(low, r)
     ys = torch.arange(h, device=field.device)
     xs = torch.arange(w, device=field.device)
-    for dy in range(-r, r + 1):
-        valid_y = ((ys - dy) >= 0) & ((ys - dy) < h)
-        for dx in range(-r, r + 1):
-            valid_x = ((xs - dx) >= 0) & ((xs - dx) < w)
-            valid = (valid_y[:, None] & valid_x[None, :]).to(values.dtype)
-            source = shift(field, -dy, -dx) + torch.tensor((dy, dx), device=field.device)
-            if source.is_floating_point():
-                total += sample(values, source) * valid
-            else:
-                total += warp(values, clamp_field(source, (th, tw))) * valid
-            count += valid
-    return total / count
+    # Votes a cell receives: the patches centred on the map, (rows) × (columns) of them.
+    span = torch.arange(-r, r + 1, device=field.device)
+    per_row = ((ys[:, None] - span) >= 0) & ((ys[:, None] - span) < h)
+    per_col = ((xs[:, None] - span) >= 0) & ((xs[:, None] - span) < w)
+    count = per_row.sum(1).to(values.dtype)[:, None] * per_col.sum(1).to(values.dtype)[None, :]
+    total = torch.zeros(h * w, c, device=values.device, dtype=values.dtype)
+    for i, dy in enumerate(range(-r, r + 1)):
+        for j, dx in enumerate(range(-r, r + 1)):
+            share = (per_row[:, i, None] & per_col[None, :, j]).to(values.dtype) / count
+            cells = (slice(r - dy, r - dy + h), slice(r - dx, r - dx + w))  # p − o, clamped
+            moved = low_padded[cells] + torch.tensor((dy, dx), device=field.device)
+            index, weight = corners(moved, None if frac_padded is None else frac_padded[cells], (th, tw))
+            weight = share.unsqueeze(-1) if weight is None else weight * share.unsqueeze(-1)
+            m = index.shape[-1]
+            total += F.embedding_bag(
+                index.reshape(-1, m), table, per_sample_weights=weight.reshape(-1, m), mode="sum"
+            )
+    return total.t().reshape(c, h, w)
 
 
 def _box_1d(x: Tensor, radius: int, dim: int) -> Tensor:
@@ -54,8 +72,9 @@ def _box_1d(x: Tensor, radius: int, dim: int) -> Tensor:
     sums = padded.cumsum(dim, dtype=torch.float64)
     upper = sums.narrow(dim, 2 * radius + 1, n)
     lower = sums.narrow(dim, 0, n)
-    # The first padded element only anchors the difference; it is not part of any window.
-    return ((upper - lower) / (2 * radius + 1)).to(x.dtype)
+    # The first padded element only anchors the difference; it is not part of any window. The
+    # difference needs the double precision (cancellation); the division does not.
+    return (upper - lower).to(x.dtype).div_(2 * radius + 1)
 
 
 def box_filter(x: Tensor, radius: int) -> Tensor:

@@ -92,7 +92,9 @@ class VGG19(torch.nn.Module):
             if op[0] == "conv":
                 x = F.conv2d(x, self.weights[op[1]], self.biases[op[1]], padding=1)
             elif op[0] == "relu":
-                x = F.relu(x)
+                # In place: x is always the fresh output of the convolution just before (whose
+                # backward pass does not need it), so no caller's tensor is changed.
+                x = F.relu(x, inplace=True)
             else:
                 x = F.max_pool2d(x, 2, 2)
         return x

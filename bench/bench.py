@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench.py --sizes 64 --presets fast
     .venv/bin/python bench/bench.py --megapixels 0.25 1 4 12 --presets balanced --device cuda
     .venv/bin/python bench/bench.py --json bench/results/run.json
+    .venv/bin/python bench/bench.py --sizes 448 --presets balanced --threads 1   # shared machine
 
 Inputs are the bundled example pair (examples/a.jpg as A, examples/b_prime.png as B′), resized.
 Each working-size run does both directions (A→B′ and B′→A: `analogy` always does) and reports
@@ -131,6 +132,8 @@ def megapixel_row(args: argparse.Namespace, engine: Engine | None, preset: str, 
             sys.executable, str(Path(__file__).resolve()), "--one-megapixel", str(mp), "--presets", preset,
             "--device", args.device, "--seed", str(args.seed),
         ]
+        if args.threads is not None:
+            command += ["--threads", str(args.threads)]
         if args.mp_size is not None:
             command += ["--mp-size", str(args.mp_size)]
         done = subprocess.run(command, capture_output=True, text=True)
@@ -209,6 +212,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per working-size cell (the fastest counts)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: the engine's, one per core); on a shared "
+                        "machine one thread keeps the timings from waiting on preempted threads")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write all results as JSON")
     parser.add_argument("--one-megapixel", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -216,14 +222,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.presets = ["fast", "balanced"] + (["faithful"] if args.faithful else [])
     elif args.faithful and "faithful" not in args.presets:
         args.presets.append("faithful")
-    if min(args.sizes, default=32) < 32 or args.repeat < 1:
-        parser.error("sizes must be ≥ 32 and --repeat ≥ 1")
+    if min(args.sizes, default=32) < 32 or args.repeat < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("sizes must be ≥ 32, --repeat and --threads ≥ 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     engine = Engine.load(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     # Warm-up: first-call costs (allocator, autograd, kernels) should not count against a preset.
     a, b_prime = load_pair(64, 64)
     analogy(a, b_prime, AnalogyParams(preset="fast", size=32, device=args.device), engine=engine)

@@ -38,3 +38,36 @@ def test_cancel_during_features_is_prompt(engine: Engine) -> None:
     assert asked, "the features stage ended before the cancel was asked"
     assert stages[-1] == "features"
     assert stopped - asked[0] < 1.5  # one layer of one image, not two whole passes
+
+
+# ------------------------------------------------------------------ feature inversion
+
+
+def test_invert_runs_channels_last_and_returns_plain_maps(engine: Engine) -> None:
+    """The inversion optimises a channels-last copy of its start: without iterations it is the
+    start's forward pass, unchanged; with them it moves towards the target; either way the
+    result is a plain contiguous (C, H, W) map and the start is left as it was."""
+    import torch
+
+    from analogy_engine.invert import invert
+
+    vgg = engine.vgg
+    g = torch.Generator().manual_seed(0)
+    image = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 40, 40, generator=g) * 255 - 120, 9, 1)
+    truth = vgg.run(image, 0, 1)[0]
+    target = vgg.run(image, 0, 2)[0]
+    start = image[0] + 30 * torch.randn(3, 32, 32, generator=g)
+    kept = start.clone()
+    with torch.no_grad():
+        plain = vgg.run(start[None], 0, 1)[0]
+    same = invert(vgg, target, start, 2, 2, iterations=0)
+    assert same.is_contiguous() and same.shape == (64, 32, 32)
+    torch.testing.assert_close(same, plain.clamp_min(0), rtol=0, atol=1e-3)
+    moved = invert(vgg, target, start, 2, 2, iterations=6)
+    assert moved.is_contiguous() and torch.equal(start, kept)
+    assert (moved - truth).pow(2).mean() < 0.5 * (plain - truth).pow(2).mean()
+    # A start already laid out channels last (fields.sample gives one) is not changed either.
+    channels_last = start.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    again = invert(vgg, target, channels_last, 2, 2, iterations=6)
+    assert torch.equal(channels_last, kept)
+    torch.testing.assert_close(again, moved, rtol=0, atol=1e-3)

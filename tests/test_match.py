@@ -59,6 +59,54 @@ def test_stack_pairs_is_mean_cosine() -> None:
     assert torch.allclose(match.patch_similarity(s, s, field, 3), torch.ones(5, 6), atol=1e-5)
 
 
+def offset_by_offset(
+    source: torch.Tensor, target: torch.Tensor, field: torch.Tensor, patch: int
+) -> torch.Tensor:
+    """The patch similarity the direct way: k² gathers of C channels, one per patch offset."""
+    r = patch // 2
+    h, w = field.shape[:2]
+    th, tw = target.shape[:2]
+    padded = match.pad_edges(source, r)
+    total = torch.zeros(h, w, dtype=torch.float64)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            ty = (field[..., 0] + dy).clamp(0, th - 1)
+            tx = (field[..., 1] + dx).clamp(0, tw - 1)
+            own = padded[r + dy : r + dy + h, r + dx : r + dx + w]
+            total += (own.double() * target[ty, tx].double()).sum(-1)
+    return (total / patch**2).float()
+
+
+@pytest.mark.parametrize("patch", [1, 3, 5])
+def test_patch_scorer_is_the_sum_over_patch_offsets(patch: int) -> None:
+    """The row-gather scorer equals the k² offset sum, on maps of different sizes and shapes,
+    with matches on every border (where patches repeat the edge), in one block or in blocks of
+    one row."""
+    source = match.stack_pairs(smooth_features(6, 11, 17, 0), smooth_features(6, 11, 17, 1))
+    target = match.stack_pairs(smooth_features(6, 9, 13, 2), smooth_features(6, 9, 13, 3))
+    field = random_field((11, 17), (9, 13), 4)
+    field[0, :, 0], field[1, :, 0], field[:, 0, 1], field[:, 1, 1] = 0, 8, 0, 12
+    expected = offset_by_offset(source, target, field, patch)
+    scorer = match.PatchScorer(source, target, patch)
+    torch.testing.assert_close(scorer(field), expected, rtol=0, atol=1e-6)
+    scorer.block_rows = 1
+    torch.testing.assert_close(scorer(field), expected, rtol=0, atol=1e-6)
+    once = match.patch_similarity(source, target, field, patch)
+    torch.testing.assert_close(once, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 0), (0, 4), (-3, 0), (1, -1), (9, -20), (-30, 30)])
+def test_shift_repeats_the_border(dy: int, dx: int) -> None:
+    """`shift` from slices equals indexing with clamped rows and columns, also for shifts longer
+    than the map (every cell then reads the edge), on a field and on a plain (H, W) map."""
+    field = random_field((7, 12), (50, 50), 5)
+    ys = (torch.arange(7) + dy).clamp(0, 6)
+    xs = (torch.arange(12) + dx).clamp(0, 11)
+    assert torch.equal(fields.shift(field, dy, dx), field[ys][:, xs])
+    assert torch.equal(fields.shift(field[..., 0], dy, dx), field[..., 0][ys][:, xs])
+    assert fields.shift(field, 0, 0).data_ptr() != field.data_ptr()  # a copy, as before
+
+
 @pytest.mark.parametrize("seed", [0, 10])
 def test_patchmatch_close_to_exhaustive_optimum(seed: int) -> None:
     source, target = stacks(24, 24, seed)
@@ -273,6 +321,39 @@ def test_sample_at_whole_cells_is_warp() -> None:
     )
     assert torch.allclose(fields.sample(values, field.float()), warp(values, field), atol=1e-5)
 
+
+
+def grid_sample_reference(values: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling at clamped positions the way `fields.sample` used to do it."""
+    th, tw = values.shape[1:]
+    y = flow[..., 0].clamp(0, th - 1) * (2 / max(th - 1, 1)) - 1
+    x = flow[..., 1].clamp(0, tw - 1) * (2 / max(tw - 1, 1)) - 1
+    grid = torch.stack((x, y), dim=-1)[None]
+    return F.grid_sample(values[None], grid, mode="bilinear", align_corners=True)[0]
+
+
+def test_sample_is_bilinear_with_positions_clamped() -> None:
+    """Row gathers (embedding_bag) give grid_sample's values, positions outside the map
+    included (clamped), on a map whose sides differ from the flow's."""
+    values = smooth_features(7, 9, 13, 6)
+    g = torch.Generator().manual_seed(7)
+    flow = torch.stack((torch.rand(10, 8, generator=g) * 13 - 2, torch.rand(10, 8, generator=g) * 17 - 2), -1)
+    out = fields.sample(values, flow)
+    assert out.shape == (7, 10, 8)
+    torch.testing.assert_close(out, grid_sample_reference(values, flow), rtol=0, atol=1e-5)
+
+
+def test_corners_of_whole_cells_and_between_cells() -> None:
+    low, frac = fields.split(torch.tensor([[[1.25, 2.5]], [[-0.5, 3.0]]]))
+    index, weight = fields.corners(low, frac, (3, 4))
+    # (1.25, 2.5): cells (1, 2), (1, 3), (2, 2), (2, 3) of a 3 × 4 map.
+    assert index[0, 0].tolist() == [6, 7, 10, 11]
+    torch.testing.assert_close(weight[0, 0], torch.tensor([0.375, 0.375, 0.125, 0.125]))
+    # (−0.5, 3): above the map, on its last column: both rows clamp to row 0, the columns to 3.
+    assert index[1, 0].tolist() == [3, 3, 3, 3]
+    assert abs(float(weight[1, 0].sum()) - 1) < 1e-6
+    whole, none = fields.corners(torch.tensor([[[2, 5]]]), None, (3, 4))
+    assert none is None and whole.tolist() == [[[11]]]
 
 
 def test_project_keeps_dot_products_of_low_rank_features() -> None:

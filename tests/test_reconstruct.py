@@ -83,6 +83,42 @@ def test_vote_averages_the_overlapping_patches() -> None:
     assert out.amin() >= image.amin() - 1e-6 and out.amax() <= image.amax() + 1e-6  # averages only
 
 
+def vote_reference(values: torch.Tensor, field: torch.Tensor, patch: int) -> torch.Tensor:
+    """The vote offset by offset: grid_sample (float fields) or clamped indexing (whole cells)."""
+    c, th, tw = values.shape
+    h, w = field.shape[:2]
+    r = patch // 2
+    total = torch.zeros(c, h, w, dtype=torch.float64)
+    count = torch.zeros(1, h, w, dtype=torch.float64)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            ys, xs = torch.arange(h) - dy, torch.arange(w) - dx
+            valid = (((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < w))[None, :]).double()
+            source = field[ys.clamp(0, h - 1)][:, xs.clamp(0, w - 1)] + torch.tensor((dy, dx))
+            if source.is_floating_point():
+                y = source[..., 0].clamp(0, th - 1) * (2 / (th - 1)) - 1
+                x = source[..., 1].clamp(0, tw - 1) * (2 / (tw - 1)) - 1
+                grid = torch.stack((x, y), -1)[None].double()
+                got = torch.nn.functional.grid_sample(values[None].double(), grid, align_corners=True)[0]
+            else:
+                got = values.double()[:, source[..., 0].clamp(0, th - 1), source[..., 1].clamp(0, tw - 1)]
+            total += got * valid
+            count += valid
+    return (total / count).float()
+
+
+@pytest.mark.parametrize("patch", [1, 3, 5])
+def test_vote_equals_the_offset_by_offset_vote(patch: int) -> None:
+    """The row-gather vote (one weighted sum per offset) gives the offset-by-offset average,
+    for whole-cell and sub-cell fields reaching past every border, on maps of different sizes."""
+    image = photo(32)[:, :20, :27]
+    g = torch.Generator().manual_seed(3)
+    ys, xs = torch.rand(15, 11, generator=g) * 24 - 2, torch.rand(15, 11, generator=g) * 31 - 2
+    for field in (torch.stack((ys, xs), -1), torch.stack((ys, xs), -1).round().long()):
+        expected = vote_reference(image, field, patch)
+        torch.testing.assert_close(vote(image, field, patch), expected, rtol=0, atol=2e-6)
+
+
 def step_image(h: int = 32, w: int = 32, edge: int = 16) -> torch.Tensor:
     image = torch.full((3, h, w), 0.2)
     image[:, :, edge:] = 0.8
