@@ -32,17 +32,10 @@ def invert(
     that progress and cancellation can act on.
     """
     low = level - depth
-    # Optimised channels last, (1, H, W, C): the convolutions' forward and backward passes run
-    # about a third faster on the CPU in that layout (oneDNN's own), and L-BFGS needs a plain
-    # contiguous leaf (it flattens it with view(-1)). `nchw` shows it to the network as NCHW.
-    # Always a copy: a `start` already laid out channels last must not be changed by L-BFGS.
-    x = start.detach().permute(1, 2, 0).unsqueeze(0).clone(memory_format=torch.contiguous_format)
-    x.requires_grad_(True)
-    goal = target.detach().unsqueeze(0).contiguous(memory_format=torch.channels_last)
-
-    def nchw(t: Tensor) -> Tensor:
-        return t.permute(0, 3, 1, 2)
-
+    # A plain contiguous copy: L-BFGS flattens its leaf with view(-1), and `start` may come laid
+    # out channels last (fields.sample) and must not be changed.
+    x = start.detach().clone(memory_format=torch.contiguous_format).unsqueeze(0).requires_grad_(True)
+    goal = target.detach().contiguous().unsqueeze(0)
     evaluations = 0
     if iterations > 0:
         optimizer = torch.optim.LBFGS(
@@ -59,12 +52,8 @@ def invert(
         def closure() -> Tensor:
             nonlocal evaluations
             optimizer.zero_grad()
-            out = vgg.run(nchw(x), low, level)
-            # The loss ½‖out − goal‖² has the gradient out − goal: handed to backward as it is
-            # (the same values autograd's pow and mul would make, without their passes).
-            residual = (out - goal).detach()
-            loss = 0.5 * residual.pow(2).sum()
-            out.backward(residual)
+            loss = 0.5 * (vgg.run(x, low, level) - goal).pow(2).sum()
+            loss.backward()
             evaluations += 1
             if step is not None:
                 step(evaluations)
@@ -73,7 +62,7 @@ def invert(
         with torch.enable_grad():
             optimizer.step(closure)
     with torch.no_grad():
-        result = vgg.run(nchw(x.detach()), low, level - 1)
+        result = vgg.run(x.detach(), low, level - 1)
     if level - 1 > 0:
         result = result.clamp_min(0.0)  # relu outputs; a depth-1 optimum may stray below zero
     return result[0].contiguous()
