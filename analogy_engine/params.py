@@ -98,6 +98,8 @@ class Preset:
     semantic_levels: int = 5
     # PatchMatch's bonus for a match whose offset its neighbours share (see match.patchmatch).
     coherence: float = 0.02
+    # Look-invariant Lucas–Kanade iterations on the working-size field (subpixel.py); 0: none.
+    subpixel_iterations: int = 3
 
 
 PRESETS: dict[str, Preset] = {
@@ -121,6 +123,7 @@ PRESETS: dict[str, Preset] = {
         match_dims=(32, 32, 32, 16, 16),
         lbfgs_iterations=(4, 0, 0, 0),
         invert_depth=(1, 1, 1, 1),
+        subpixel_iterations=1,
     ),
 }
 

@@ -21,7 +21,7 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-from . import fallback_colour, fields, match
+from . import fallback_colour, fields, match, subpixel
 from .devices import resolve_device
 from .guidance import Guidance, PairGuide, Prepared, pair_guide, prepare
 from .imageio import check_size
@@ -39,7 +39,7 @@ from .plan import plan as make_plan
 from .reconstruct import refine, vote, warp
 from .types import AnalogyResult, CancelFn, Cancelled, InputError, ObserveFn, ProgressFn
 from .upscale import upscale
-from .vgg import VGG19, preprocess
+from .vgg import VGG19, deprocess, preprocess
 
 MASK_THRESHOLD = 0.05  # of the min–max-normalised squared feature magnitude (the paper's τ)
 CONFIDENCE_LEVEL = 4  # relu4_1: the round trip must come back to the same kind of place
@@ -357,7 +357,26 @@ def match_pyramids(
         if observe is not None:
             observe(step, directions[0].field, directions[1].field)
         previous = step
+    t = time.perf_counter()
+    _refine_positions(pyramids[previous.pyramid] if previous else [], directions, settings, work)
+    timer.add("matching", t)
     return directions
+
+
+def _refine_positions(pair: list[Pyramid], directions: tuple[_Direction, _Direction], settings: Settings,
+                      work: _Work) -> None:
+    """The last step's positions moved to where the images' structures line up, to a fraction of
+    a pixel (subpixel.refine: PatchMatch's cells and their parabola fits are off by ~1 px)."""
+    iterations = settings.preset.subpixel_iterations
+    if iterations <= 0 or not pair:
+        return
+    work.begin("refining the matches to a fraction of a pixel")
+    images = [deprocess(p[0][None])[0] for p in pair]
+    for d in directions:
+        assert d.carried is not None
+        d.position = subpixel.refine(
+            images[d.own], images[1 - d.own], d.carried.float(), iterations, step=work.check
+        )
 
 
 def analogy(

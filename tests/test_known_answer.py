@@ -5,17 +5,21 @@ seed 0, CPU); "before" is the engine of 9229ccc on the same cases:
 
 | case                                   | PSNR A′ | PSNR B  | ≤3 px A→B′ | ≤3 px B′→A | ≤1 px A→B′ |
 |----------------------------------------|---------|---------|------------|------------|------------|
-| shift (7, −5) + colour, 128 px         | 29.2 dB | 28.8 dB | 0.959      | 0.934      | 0.747      |
-|   before                               | 19.2 dB | 18.9 dB | 0.881      | 0.852      | 0.148      |
-| rotation 6° ×1.08 + colour + texture   | 22.5 dB | 24.6 dB | 0.904      | 0.826      |            |
-| face: rotation −4° ×1.05 + texture     | 23.6 dB | 27.7 dB | 0.869      | 0.763      |            |
-| stereo (Middlebury Motorcycle, 256 px) |         |         | 0.852      |            | 0.654      |
+| shift (7, −5) + colour, 128 px         | 32.3 dB | 32.6 dB | 0.964      | 0.939      | 0.785      |
+|   before (9229ccc)                     | 19.2 dB | 18.9 dB | 0.881      | 0.852      | 0.148      |
+| rotation 6° ×1.08 + colour + texture   | 23.8 dB | 27.6 dB | 0.909      | 0.826      |            |
+| face: rotation −4° ×1.05 + texture     | 24.7 dB | 30.1 dB | 0.870      | 0.763      |            |
+| stereo (Middlebury Motorcycle, 256 px) |         |         | 0.851      |            | 0.661      |
 
 What bought it (shift case, A′ dB / ≤1 px): sub-cell positions between levels 19.2 → 22.9 /
 0.15 → 0.49 (the odd shift was lost at level 2), inversion start read along them 23.6, the
 coherence tie-break 23.2 / ≤3 px 0.88 → 0.95, the inversion target read along them 28.2 / 0.81,
 sub-pixel final vote with A′ rebuilt before the last estimate 28.9, the target averaged over
-patches (as the original does) at sub-cell positions 29.1. The issue's targets (shift
+patches (as the original does) at sub-cell positions 29.1, then (after B′ → A at half α, below)
+three look-invariant Lucas–Kanade steps on the working-size fields (analogy_engine.subpixel)
+28.9 / 28.7 → 32.3 / 32.6 dB for A′ / B, rotation 22.5 / 24.6 → 23.8 / 27.6, face 23.6 / 27.7
+→ 24.7 / 30.1. The rotation's A′ is limited by B′'s hatching in the flat backdrop, where
+nothing in A says which phase is right (the true field there gives 29.9 dB). The issue's targets (shift
 ≥ 30 dB and ≥ 0.95 both ways; rotation + texture ≥ 26 dB and ≥ 0.85; stereo ≥ 0.9) are not all
 reached yet: the tests marked xfail below hold them, so that reaching them shows as XPASS.
 
@@ -63,9 +67,9 @@ def shift(results: dict[str, tuple[ka.Case, AnalogyResult]]) -> tuple[ka.Case, A
 
 # (min PSNR A′, min PSNR B, min share ≤ 3 px A→B′, min share ≤ 3 px B′→A)
 THRESHOLDS = {
-    "shift": ka.Scores(28.0, 28.0, 0.94, 0.93),
-    "rotation": ka.Scores(21.8, 24.5, 0.89, 0.81),
-    "face": ka.Scores(22.7, 27.3, 0.84, 0.74),
+    "shift": ka.Scores(31.3, 31.6, 0.94, 0.92),
+    "rotation": ka.Scores(22.8, 26.6, 0.89, 0.81),
+    "face": ka.Scores(23.7, 29.1, 0.85, 0.74),
 }
 # The issue's targets, not all reached yet (see the table above).
 TARGETS = {
@@ -141,7 +145,7 @@ def stereo(engine: Engine) -> tuple[ka.Stereo, AnalogyResult]:
 
 def test_stereo_pair_is_matched(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
     """A real stereo pair (photo → photo): the flow follows the measured disparity. The rest
-    are the floor and the wall, flat regions where any match looks alike (measured 0.852)."""
+    are the floor and the wall, flat regions where any match looks alike (measured 0.851)."""
     case, result = stereo
     share = ka.share_within(result.flow_ab, case.flow_ab, case.valid_a)
     nothing = ka.identity_flow(case.a.shape[:2], case.b_prime.shape[:2])
@@ -149,7 +153,7 @@ def test_stereo_pair_is_matched(stereo: tuple[ka.Stereo, AnalogyResult]) -> None
     assert share >= STEREO_MIN and identity < STEREO_MIN - 0.3, (share, identity)
 
 
-@pytest.mark.xfail(reason="issue target 0.9 within 3 px not reached yet (measured 0.852)", strict=False)
+@pytest.mark.xfail(reason="issue target 0.9 within 3 px not reached yet (measured 0.851)", strict=False)
 def test_stereo_pair_reaches_issue_target(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
     case, result = stereo
     assert ka.share_within(result.flow_ab, case.flow_ab, case.valid_a) >= STEREO_TARGET
@@ -163,15 +167,16 @@ def test_flows_agree_with_each_other(shift: tuple[ka.Case, AnalogyResult]) -> No
     back = result.flow_ba[xy[..., 1].clip(0, h - 1), xy[..., 0].clip(0, w - 1)]
     grid = np.stack(np.meshgrid(np.arange(case.a.shape[1]), np.arange(case.a.shape[0])), -1)
     error = np.linalg.norm(back - grid, axis=-1)
-    assert np.mean(error[case.valid_a] <= 3) >= 0.75  # measured 0.90
+    assert np.mean(error[case.valid_a] <= 3) >= 0.75  # measured 0.96 (0.90 before the Lucas–Kanade steps)
 
 
 def test_shift_is_recovered_to_one_pixel(shift: tuple[ka.Case, AnalogyResult]) -> None:
     """Odd shifts: the sub-cell positions carry (3.5, −2.5) at level 2 to (7, −5) at level 1.
-    Measured 0.727 of the pixels within 1 px (0.03 before sub-cell positions)."""
+    Measured 0.785 of the pixels within 1 px (0.727 before the Lucas–Kanade steps, 0.03 before
+    sub-cell positions)."""
     case, result = shift
     error = np.linalg.norm(result.flow_ab - case.flow_ab, axis=-1)[case.valid_a]
-    assert np.mean(error <= 1.0) >= 0.68
+    assert np.mean(error <= 1.0) >= 0.76
 
 
 def test_custom_preset_runs_in_a_slot_and_is_restored(engine: Engine) -> None:
