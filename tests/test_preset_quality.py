@@ -6,12 +6,12 @@ truth known). Measured at working size 96 (faithful takes 60-85 s a case on 2 co
 photo-to-style, seed 0, on the engine of this commit:
 
     case      preset     PSNR A′  PSNR B  ≤3px A→B′  ≤3px B′→A
-    shift     faithful   26.08    26.30   0.917      0.906
-    shift     balanced   26.10    25.88   0.943      0.949
-    rotation  faithful   21.15    21.79   0.842      0.789
-    rotation  balanced   21.73    22.80   0.889      0.834
-    face      faithful   21.57    25.11   0.822      0.751
-    face      balanced   23.34    26.04   0.875      0.818
+    shift     faithful   29.97    26.45   0.917      0.872
+    shift     balanced   31.78    30.75   0.957      0.937
+    rotation  faithful   22.71    22.62   0.814      0.756
+    rotation  balanced   22.93    24.09   0.878      0.831
+    face      faithful   23.34    27.32   0.850      0.770
+    face      balanced   24.75    27.36   0.864      0.788
 
 (More PatchMatch iterations at the fine levels drift further from the coarse, semantic field
 and do not help here; balanced's shorter inversion reads its start along the sub-cell field.)
