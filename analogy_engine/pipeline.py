@@ -358,7 +358,7 @@ def match_pyramids(
             observe(step, directions[0].field, directions[1].field)
         previous = step
     t = time.perf_counter()
-    _refine_positions(pyramids[previous.pyramid] if previous else [], directions, settings, work)
+    _refine_positions(pyramids[plan.steps[-1].pyramid], directions, settings, work)
     timer.add("matching", t)
     return directions
 
@@ -368,7 +368,7 @@ def _refine_positions(pair: list[Pyramid], directions: tuple[_Direction, _Direct
     """The last step's positions moved to where the images' structures line up, to a fraction of
     a pixel (subpixel.refine: PatchMatch's cells and their parabola fits are off by ~1 px)."""
     iterations = settings.preset.subpixel_iterations
-    if iterations <= 0 or not pair:
+    if iterations <= 0:
         return
     work.begin("refining the matches to a fraction of a pixel")
     images = [deprocess(p[0][None])[0] for p in pair]

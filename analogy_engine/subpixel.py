@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fields import sample
+from .fields import clamp_field, sample
 
 # Half-width of the box that, applied twice, makes the window (a tent 4·RADIUS + 1 wide).
 RADIUS = 4
@@ -74,9 +74,11 @@ def _window(x: Tensor, radius: int) -> Tensor:
     return y[0]
 
 
-def _explained(guide: Tensor, radius: int, eps: float) -> tuple[Tensor, Tensor, Callable[[Tensor], Tensor]]:
-    """Per window: the guide's mean, the inverse of its (ridged) covariance, and the function
-    X → cov(guide, X) (H, W, k, C) for any channels X (C, H, W)."""
+def _explained(
+    guide: Tensor, radius: int, eps: float
+) -> tuple[Tensor, Callable[[Tensor], tuple[Tensor, Tensor]]]:
+    """Per window: the inverse of the guide's (ridged) covariance (H, W, k, k), and the function
+    X → (cov(guide, X) (H, W, k, C), window mean of X (C, H, W)) for any channels X (C, H, W)."""
     k = guide.shape[0]
     mean_g = _window(guide, radius)
     outer = (guide[:, None] * guide[None, :]).reshape(k * k, *guide.shape[1:])
@@ -84,13 +86,14 @@ def _explained(guide: Tensor, radius: int, eps: float) -> tuple[Tensor, Tensor, 
            - mean_g[:, None] * mean_g[None, :]).permute(2, 3, 0, 1)
     inverse = torch.linalg.inv(cov + eps * torch.eye(k, device=guide.device, dtype=guide.dtype))
 
-    def cov_with(x: Tensor) -> Tensor:
+    def cov_with(x: Tensor) -> tuple[Tensor, Tensor]:
         c = x.shape[0]
         products = (guide[:, None] * x[None, :]).reshape(k * c, *x.shape[1:])
         raw = _window(products, radius).reshape(k, c, *x.shape[1:])
-        return (raw - mean_g[:, None] * _window(x, radius)[None]).permute(2, 3, 0, 1)
+        mean_x = _window(x, radius)
+        return (raw - mean_g[:, None] * mean_x[None]).permute(2, 3, 0, 1), mean_x
 
-    return mean_g, inverse, cov_with
+    return inverse, cov_with
 
 
 def refine(
@@ -115,35 +118,26 @@ def refine(
     target = target.mean(0, keepdim=True)
     start = positions.float()
     pos = start.clone()
-    th, tw = target.shape[1:]
-    c = target.shape[0]
-    guide = torch.cat([source, source * source])
-    _, inverse, cov_with = _explained(guide, radius, EPS)
+    tgt_hw = (target.shape[1], target.shape[2])
+    inverse, cov_with = _explained(torch.cat([source, source * source]), radius, EPS)
     gy, gx = gradients(target)
+    # The pairs of (W, Gy, Gx) the normal equations need: Gy·Gy, Gx·Gx, Gy·Gx, Gy·W, Gx·W.
+    first, second = [1, 2, 1, 1, 2], [1, 2, 2, 0, 0]
     for _ in range(iterations):
         x = torch.cat([sample(target, pos), sample(gy, pos), sample(gx, pos)])  # W, Gy, Gx
-        cov_gx = cov_with(x)  # (H, W, k, 3C)
-        fitted = inverse @ cov_gx
-        mean_x = _window(x, radius)
-        # Partial covariances (what the source's colours in the window do not explain) of the
-        # pairs the normal equations need, summed over the target's channels.
-        w, yy, xx = slice(0, c), slice(c, 2 * c), slice(2 * c, 3 * c)
-        pairs = [(yy, yy), (xx, xx), (yy, xx), (yy, w), (xx, w)]
-        products = torch.cat([x[i] * x[j] for i, j in pairs])
-        raw = _window(products, radius) - torch.cat([mean_x[i] * mean_x[j] for i, j in pairs])
-        sums = []
-        for n, (i, j) in enumerate(pairs):
-            explained = (cov_gx[..., i] * fitted[..., j]).sum(-2)  # (H, W, C)
-            sums.append((raw[n * c:(n + 1) * c] - explained.permute(2, 0, 1)).sum(0))
-        a_yy, a_xx, a_yx, b_y, b_x = sums
+        cov, mean_x = cov_with(x)  # (H, W, k, 3), (3, H, W)
+        fitted = inverse @ cov
+        # Partial covariances: what the source's colours in the window do not explain.
+        raw = _window(x[first] * x[second], radius) - mean_x[first] * mean_x[second]
+        explained = (cov[..., first] * fitted[..., second]).sum(-2).permute(2, 0, 1)
+        a_yy, a_xx, a_yx, b_y, b_x = raw - explained
         a_yy, a_xx = a_yy + DAMPING, a_xx + DAMPING
         det = a_yy * a_xx - a_yx * a_yx
         move = torch.stack(((a_yx * b_x - a_xx * b_y) / det, (a_yx * b_y - a_yy * b_x) / det), -1)
         move = move * (STEP / move.norm(dim=-1, keepdim=True).clamp_min(STEP))
-        pos = pos + move
-        offset = pos - start
+        offset = pos + move - start
         pos = start + offset * (MAX_MOVE / offset.norm(dim=-1, keepdim=True).clamp_min(MAX_MOVE))
-        pos = torch.stack((pos[..., 0].clamp(0, th - 1), pos[..., 1].clamp(0, tw - 1)), -1)
+        pos = clamp_field(pos, tgt_hw)
         if step is not None:
             step()
     return pos.to(positions.dtype)
