@@ -51,11 +51,11 @@ MAX_MOVE = 2.0
 
 
 def gradients(image: Tensor) -> tuple[Tensor, Tensor]:
-    """Central differences along y and x, (C, H, W) each; zero on the border rows/columns."""
-    gy = torch.zeros_like(image)
-    gx = torch.zeros_like(image)
-    gy[:, 1:-1] = (image[:, 2:] - image[:, :-2]) / 2
-    gx[:, :, 1:-1] = (image[:, :, 2:] - image[:, :, :-2]) / 2
+    """Central differences along y and x of a (C, H, W) map, (C, H, W) each; at the border the
+    edge is repeated (half the one-sided difference), so border cells still see their slope."""
+    padded = F.pad(image[None], (1, 1, 1, 1), mode="replicate")[0]
+    gy = (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) / 2
+    gx = (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]) / 2
     return gy, gx
 
 

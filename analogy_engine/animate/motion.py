@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..reconstruct import box_filter
+from ..subpixel import gradients
 
 # Forward–backward consistency (Sundaram et al. 2010, as used by Ruder et al. 2016 for video
 # style transfer): a pixel is occluded when going there and back misses by more than this.
@@ -45,14 +46,6 @@ def warp_by_flow(values: Tensor, flow: Tensor) -> Tensor:
     x = pos[1].clamp(0, w - 1) * (2 / max(w - 1, 1)) - 1
     grid = torch.stack((x, y), -1)[None].to(values.dtype)
     return F.grid_sample(values[None], grid, mode="bilinear", align_corners=True)[0]
-
-
-def _gradients(image: Tensor) -> tuple[Tensor, Tensor]:
-    """Central differences (one-sided at the border) of a (1, H, W) map: (d/dy, d/dx)."""
-    padded = F.pad(image[None], (1, 1, 1, 1), mode="replicate")[0]
-    gy = (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) / 2
-    gx = (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]) / 2
-    return gy, gx
 
 
 def _resize(image: Tensor, hw: tuple[int, int]) -> Tensor:
@@ -98,7 +91,7 @@ def lucas_kanade(
         r0, m0 = _resize(ref, size), _resize(mov, size)
         for _ in range(warps):
             warped = warp_by_flow(m0, flow)
-            gy, gx = _gradients((warped + r0) / 2)  # symmetric gradient: less bias on big steps
+            gy, gx = gradients((warped + r0) / 2)  # symmetric gradient: less bias on big steps
             diff = warped - r0
             a = box_filter(torch.cat((gy * gy, gy * gx, gx * gx, gy * diff, gx * diff)), radius)
             syy, syx, sxx, by, bx = a[0] + regularise, a[1], a[2] + regularise, a[3], a[4]
