@@ -31,17 +31,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fields import sample
+from .fields import corners, sample, split
 from .reconstruct import box_filter
 
 # Confidence (cosine of the source's features at the start and the end of the round trip) at and
 # below which the fallback replaces the match entirely, and at and above which the match is kept.
 LOW, HIGH = 0.2, 0.6
+# Feature cells (relu4_1: 4096 is a 512² working size) up to which `confidence` reads the round
+# trip's cosines off the cells' Gram matrix (64 MB at most) instead of sampling every channel.
+GRAM_CELLS = 4096
 # Regularisation of the local colour models (0..1 colour units squared): larger keeps less of
 # the source's own contrast and more of the neighbours' mean colour.
 EPS = 0.01
 # Radius, as a share of the shorter side, of the box whose residue is the result's fine detail.
 DETAIL = 1 / 250
+# Shorter side of the grid the colour models are fitted on, at most: they are smooth over windows
+# of at least 1/32 of it, so a finer grid adds cost (0.8 s per direction at 448² on two CPU
+# cores, 0.2 s at 224²) and no colour (as in He and Sun's fast guided filter).
+FIT_SIDE = 224
 # Mean weight a window needs before its own model is trusted over the next coarser one.
 SUPPORT = 0.25
 
@@ -72,7 +79,7 @@ def _rescale(positions: Tensor, from_hw: tuple[int, int], to_hw: tuple[int, int]
     return torch.stack((y, x), dim=-1)
 
 
-def confidence(features: Tensor, forward: Tensor, backward: Tensor) -> Tensor:
+def confidence(features: Tensor, forward: Tensor, backward: Tensor, gram_cells: int | None = None) -> Tensor:
     """How far each source cell's match can be trusted: (H, W) in −1..1 on `forward`'s grid.
 
     The cosine similarity of the source's own `features` (C, h, w) — a deep level, where a
@@ -80,16 +87,35 @@ def confidence(features: Tensor, forward: Tensor, backward: Tensor) -> Tensor:
     along `forward` then `backward` brings it back. A true counterpart comes back to the same
     kind of place (in texture, not necessarily the same pixel); a region with none was matched to
     something unlike it, whose own match points elsewhere.
+
+    Both ends are bilinear mixes of four feature cells, so their inner products are mixes of the
+    feature cells' own (their Gram matrix): with up to `gram_cells` cells (default GRAM_CELLS)
+    that is read instead of sampling C channels at every working cell twice (2.4 → 0.1 s per
+    analogy at 448², 512 channels); beyond, the features are sampled. Both give the same values.
     """
     hw = (forward.shape[0], forward.shape[1])
     feature_hw = (features.shape[1], features.shape[2])
     # Centred: ReLU features are all positive, so even unrelated cells have a high raw cosine.
-    features = features - features.mean((1, 2), keepdim=True)
-    start = sample(features, _grid_positions(hw, feature_hw, features.device))
-    end = sample(features, _rescale(round_trip(forward, backward), hw, feature_hw))
-    start = start / start.norm(dim=0, keepdim=True).clamp_min(1e-8)
-    end = end / end.norm(dim=0, keepdim=True).clamp_min(1e-8)
-    return (start * end).sum(0)
+    features = (features - features.mean((1, 2), keepdim=True)).float()
+    start = _grid_positions(hw, feature_hw, features.device)
+    end = _rescale(round_trip(forward, backward), hw, feature_hw)
+    if feature_hw[0] * feature_hw[1] <= (GRAM_CELLS if gram_cells is None else gram_cells):
+        flat = features.reshape(features.shape[0], -1)
+        gram = (flat.t() @ flat).reshape(-1)
+        ends = [corners(*split(at), feature_hw) for at in (start, end)]
+
+        def inner(one: tuple[Tensor, Tensor | None], other: tuple[Tensor, Tensor | None]) -> Tensor:
+            (i, wi), (j, wj) = one, other
+            assert wi is not None and wj is not None
+            pairs = gram[i[..., :, None] * flat.shape[1] + j[..., None, :]]
+            return torch.einsum("hwa,hwb,hwab->hw", wi, wj, pairs)
+
+        norms = inner(ends[0], ends[0]).clamp_min(0).sqrt() * inner(ends[1], ends[1]).clamp_min(0).sqrt()
+        return inner(ends[0], ends[1]) / norms.clamp_min(1e-16)
+    start_f, end_f = sample(features, start), sample(features, end)
+    start_f = start_f / start_f.norm(dim=0, keepdim=True).clamp_min(1e-8)
+    end_f = end_f / end_f.norm(dim=0, keepdim=True).clamp_min(1e-8)
+    return (start_f * end_f).sum(0)
 
 
 def weight(conf: Tensor, low: float = LOW, high: float = HIGH) -> Tensor:
@@ -193,8 +219,8 @@ def colour_transfer(
 ) -> Tensor:
     """The source `guide` (3, H, W) recoloured by the result's confident colours: (3, H, W).
 
-    The models are fitted at `fit_hw` (the working size: cheap, and as fine as the matches
-    are) and applied to the full-resolution guide.
+    The models are fitted at `fit_hw` (the working size or less: cheap, and as fine as the
+    matches are) and applied to the full-resolution guide.
     """
     small_guide = resize_map(guide, fit_hw)
     small_result = resize_map(result, fit_hw)
@@ -214,8 +240,9 @@ def fill(
 ) -> Tensor:
     """The matched `result` (3, H, W) with its low-confidence regions replaced by the colour
     transfer onto `guide` (the source, same size). `conf` (h, w) is `confidence` on the working
-    grid; the models are fitted there, weighted by the share kept, and the blend weight is
-    softened over a few cells so that no seam shows where the two meet. `step()` is called
+    grid; the models are fitted there (or on a grid of FIT_SIDE on the shorter side if it is
+    finer), weighted by the share kept, and the blend weight is softened over a few cells so
+    that no seam shows where the two meet. `step()` is called
     between the full-resolution passes (cancellation).
 
     The replacement keeps the result's own fine detail (what a box of `DETAIL` of the shorter
@@ -229,7 +256,9 @@ def fill(
     tick = step if step is not None else (lambda: None)
     keep = weight(conf, low, high)
     fitted = keep if collage is None else keep * (1 - collage)
-    fallback = colour_transfer(guide, result, fitted, (conf.shape[0], conf.shape[1]), step=tick)
+    scale = min(1.0, FIT_SIDE / min(conf.shape))
+    fit_hw = (max(1, round(conf.shape[0] * scale)), max(1, round(conf.shape[1] * scale)))
+    fallback = colour_transfer(guide, result, fitted, fit_hw, step=tick)
     radius = max(1, round(min(result.shape[1], result.shape[2]) * DETAIL))
     fallback = (fallback + result - box_filter(result, radius)).clamp(0.0, 1.0)
     tick()

@@ -63,6 +63,19 @@ def test_confidence_is_low_where_the_round_trip_lands_somewhere_unlike() -> None
     assert conf[:, w // 2 + 1 :].max() < 0.0
 
 
+def test_confidence_from_the_gram_matrix_is_the_sampled_one() -> None:
+    """The two ways of computing it (the feature cells' Gram matrix, and sampling every channel
+    at both ends) agree on random deep features and fields reaching past the borders."""
+    g = torch.Generator().manual_seed(4)
+    features = torch.relu(torch.randn(64, 13, 9, generator=g))
+    forward = torch.rand(52, 36, 2, generator=g) * torch.tensor([60.0, 44.0]) - 4
+    backward = torch.rand(52, 36, 2, generator=g) * torch.tensor([58.0, 40.0]) - 3
+    by_gram = fc.confidence(features, forward, backward, gram_cells=13 * 9)
+    sampled = fc.confidence(features, forward, backward, gram_cells=0)
+    assert sampled.std() > 0.1  # far from constant: a real comparison
+    torch.testing.assert_close(by_gram, sampled, rtol=0, atol=1e-5)
+
+
 def test_high_confidence_regions_are_unchanged() -> None:
     guide = scene()
     result = look(guide) * 0.7 + 0.1 * torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))
