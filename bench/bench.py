@@ -151,13 +151,14 @@ def megapixel_row(args: argparse.Namespace, engine: Engine | None, preset: str, 
 
 
 def markdown_working(rows: list[dict[str, Any]]) -> str:
-    head = "| preset | size | " + " | ".join(STAGES) + " | total s | 2×VGG s | ratio | peak RSS MB |"
+    head = ("| preset | size | " + " | ".join(STAGES)
+            + " | total s | 2×VGG s | ratio | peak RSS MB | peak CUDA MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         stages = " | ".join(f"{r['seconds'][s]:.2f}" for s in STAGES)
         lines.append(
-            f"| {r['preset']} | {r['size']}² | {stages} | {r['total']:.2f} | {r['two_vgg_seconds']:.3f} "
-            f"| {r['ratio']:.0f}× | {_peak(r)} |"
+            f"| {r['preset']} | {r['size']}² | {stages} | {r['total']:.2f} | {r['two_vgg_seconds']:.4f} "
+            f"| {r['ratio']:.0f}× | {_peak(r)} | {_cuda_peak(r)} |"
         )
     return "\n".join(lines)
 
@@ -170,16 +171,21 @@ def markdown_megapixels(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['preset']} | {r['megapixels']:g} | {r['side']}² | – | {r['error']} | | | |")
             continue
         w, h = r["working_size"]["a"]
-        cuda = r["peak_memory_mb"].get("cuda_allocated", "–")
         lines.append(
             f"| {r['preset']} | {r['megapixels']:g} | {r['side']}² | {w}×{h} | {r['total']:.2f} "
-            f"| {r['seconds']['reconstruction']:.2f} | {_peak(r)} | {cuda} |"
+            f"| {r['seconds']['reconstruction']:.2f} | {_peak(r)} | {_cuda_peak(r)} |"
         )
     return "\n".join(lines)
 
 
 def _peak(row: dict[str, Any]) -> str:
     return f"{row['peak_memory_mb'].get('process_rss', float('nan')):.0f}"
+
+
+def _cuda_peak(row: dict[str, Any]) -> str:
+    """Most GPU memory torch held at once in the run (its allocator's peak), or – on the CPU."""
+    peak = row["peak_memory_mb"].get("cuda_allocated")
+    return "–" if peak is None else f"{peak:.0f}"
 
 
 def environment(engine: Engine) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 - `slow`: over about 20 s on 2 CPU cores, or an engine process / torch-importing CLI run of its
   own; `gimp`: inside a real GIMP; `gpu`: needs CUDA (skipped here without a CUDA device).
   Quick loop: `pytest -m "not slow and not gimp"`.
-- `engine`: one CPU model (VGG-19 loaded once) for the whole session; test files that define their
-  own `engine` fixture (the in-process API, an engine process) use theirs.
+- `engine`: one model (VGG-19 loaded once) for the whole session, on the CPU unless
+  DIA_TEST_DEVICE names another device (`DIA_TEST_DEVICE=cuda pytest -m slow …` runs the whole-engine
+  tests on a GPU with the same thresholds); test files that define their own `engine` fixture
+  (the in-process API, an engine process) use theirs.
 - `engine_process`: one real `python -m server` for the whole session, started on first use
   (tests/gimp/engine.py's EngineProcess: model loaded, no test hooks, its own session as the
   plug-in starts it), shared by the tests that only need a process to talk to (wiring, a real
@@ -42,10 +44,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def engine() -> Any:
-    """The model on the CPU, loaded once per session (analogy_engine.Engine)."""
+    """The model on the CPU (or DIA_TEST_DEVICE), loaded once per session (analogy_engine.Engine)."""
+    import os
+
     from analogy_engine import Engine
 
-    return Engine.load("cpu")
+    return Engine.load(os.environ.get("DIA_TEST_DEVICE", "cpu"))
 
 
 @pytest.fixture(scope="session")
