@@ -37,9 +37,11 @@ from .reconstruct import box_filter
 # Confidence (cosine of the source's features at the start and the end of the round trip) at and
 # below which the fallback replaces the match entirely, and at and above which the match is kept.
 LOW, HIGH = 0.2, 0.6
-# Feature cells (relu4_1: 4096 is a 512² working size) up to which `confidence` reads the round
-# trip's cosines off the cells' Gram matrix (64 MB at most) instead of sampling every channel.
-GRAM_CELLS = 4096
+# Feature cells (relu4_1: 8192 is a 724² working size, more than the original's size rule gives)
+# up to which `confidence` reads the round trip's cosines off the cells' Gram matrix (256 MB at
+# most) instead of sampling every channel; beyond, it samples SAMPLED_FLOATS values per block.
+GRAM_CELLS = 8192
+SAMPLED_FLOATS = 1 << 24
 # Regularisation of the local colour models (0..1 colour units squared): larger keeps less of
 # the source's own contrast and more of the neighbours' mean colour.
 EPS = 0.01
@@ -91,7 +93,8 @@ def confidence(features: Tensor, forward: Tensor, backward: Tensor, gram_cells: 
     Both ends are bilinear mixes of four feature cells, so their inner products are mixes of the
     feature cells' own (their Gram matrix): with up to `gram_cells` cells (default GRAM_CELLS)
     that is read instead of sampling C channels at every working cell twice (2.4 → 0.1 s per
-    analogy at 448², 512 channels); beyond, the features are sampled. Both give the same values.
+    analogy at 448², 512 channels); beyond, the features are sampled a block of rows at a time
+    (memory bounded, not only time). Both give the same values.
     """
     hw = (forward.shape[0], forward.shape[1])
     feature_hw = (features.shape[1], features.shape[2])
@@ -100,18 +103,34 @@ def confidence(features: Tensor, forward: Tensor, backward: Tensor, gram_cells: 
     start = _grid_positions(hw, feature_hw, features.device)
     end = _rescale(round_trip(forward, backward), hw, feature_hw)
     if feature_hw[0] * feature_hw[1] <= (GRAM_CELLS if gram_cells is None else gram_cells):
-        flat = features.reshape(features.shape[0], -1)
-        gram = (flat.t() @ flat).reshape(-1)
-        ends = [corners(*split(at), feature_hw) for at in (start, end)]
+        return _cosines_by_gram(features, start, end)
+    rows = max(1, SAMPLED_FLOATS // (features.shape[0] * hw[1]))
+    return torch.cat([
+        _cosines_sampled(features, start[top : top + rows], end[top : top + rows])
+        for top in range(0, hw[0], rows)
+    ])
 
-        def inner(one: tuple[Tensor, Tensor | None], other: tuple[Tensor, Tensor | None]) -> Tensor:
-            (i, wi), (j, wj) = one, other
-            assert wi is not None and wj is not None
-            pairs = gram[i[..., :, None] * flat.shape[1] + j[..., None, :]]
-            return torch.einsum("hwa,hwb,hwab->hw", wi, wj, pairs)
 
-        norms = inner(ends[0], ends[0]).clamp_min(0).sqrt() * inner(ends[1], ends[1]).clamp_min(0).sqrt()
-        return inner(ends[0], ends[1]) / norms.clamp_min(1e-16)
+def _cosines_by_gram(features: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """Cosines of `features` (C, h, w) sampled at `start` and at `end` (H, W, 2), from the
+    feature cells' Gram matrix and each end's four bilinear corners."""
+    feature_hw = (features.shape[1], features.shape[2])
+    flat = features.reshape(features.shape[0], -1)
+    gram = (flat.t() @ flat).reshape(-1)
+    ends = [corners(*split(at), feature_hw) for at in (start, end)]
+
+    def inner(one: tuple[Tensor, Tensor | None], other: tuple[Tensor, Tensor | None]) -> Tensor:
+        (i, wi), (j, wj) = one, other
+        assert wi is not None and wj is not None
+        pairs = gram[i[..., :, None] * flat.shape[1] + j[..., None, :]]
+        return torch.einsum("hwa,hwb,hwab->hw", wi, wj, pairs)
+
+    norms = inner(ends[0], ends[0]).clamp_min(0).sqrt() * inner(ends[1], ends[1]).clamp_min(0).sqrt()
+    return inner(ends[0], ends[1]) / norms.clamp_min(1e-16)
+
+
+def _cosines_sampled(features: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """The same cosines with `features` sampled at both ends (C values per cell each)."""
     start_f, end_f = sample(features, start), sample(features, end)
     start_f = start_f / start_f.norm(dim=0, keepdim=True).clamp_min(1e-8)
     end_f = end_f / end_f.norm(dim=0, keepdim=True).clamp_min(1e-8)
