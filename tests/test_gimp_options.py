@@ -102,13 +102,13 @@ def test_arguments_make_the_options() -> None:
 @pytest.mark.parametrize("procedure", sorted(PROCEDURES))
 def test_mnemonics_are_unique_and_avoid_the_buttons(procedure: str) -> None:
     """Each dialog label has one mnemonic, none shared, none of the dialog buttons' (Load, Save,
-    Reset, Cancel, OK, Help)."""
+    Reset, Cancel, OK, Help, and the main dialog's Pre_view: alt+v must press it)."""
     keys = []
     for arg in PROCEDURES[procedure]:
         assert arg.label.count("_") == 1, arg.label
         keys.append(arg.label[arg.label.index("_") + 1].lower())
     assert len(set(keys)) == len(keys), keys
-    assert not set(keys) & set("lsrcoh"), keys
+    assert not set(keys) & set("lsrcohv"), keys
 
 
 def test_painting_follows_the_painter() -> None:
@@ -178,3 +178,13 @@ def test_preview_params_are_fast_and_small() -> None:
     sent = opts.Options(mode="style-to-style", preset="faithful", size=700).preview_params()
     parsed = params.AnalogyParams.from_dict(sent)
     assert (parsed.preset, parsed.size, parsed.mode) == ("fast", opts.PREVIEW_SIZE, "style-to-style")
+
+
+def test_fallback_switch_reaches_the_engine_only_when_off() -> None:
+    """"Minimize blotches" is the engine's `fallback`: on by default on both sides, sent when off."""
+    assert opts.Options().fallback is params.AnalogyParams().fallback is True
+    assert "fallback" not in opts.Options().engine_params()
+    sent = opts.Options(fallback=False).engine_params()
+    assert sent["fallback"] is False
+    assert params.AnalogyParams.from_dict(sent).fallback is False
+    assert "fallback" in {a.name for a in opts.ARGUMENTS}

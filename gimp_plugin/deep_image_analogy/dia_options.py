@@ -125,6 +125,7 @@ class Options:
     structure: str = "none"
     extra_references: int = 0
     mix: str = ""
+    fallback: bool = True
 
     @property
     def want_a_prime(self) -> bool:
@@ -143,6 +144,8 @@ class Options:
                                   "device": self.device}
         if self.extra_references and self.mix.strip():  # the mix only weighs more references
             params["mix"] = parse_mix(self.mix, 1 + self.extra_references)
+        if not self.fallback:  # sent only when off (the engine's default is on)
+            params["fallback"] = False
         return params
 
     def preview_params(self) -> dict[str, Any]:
@@ -213,6 +216,10 @@ _ALL: dict[str, Argument] = {arg.name: arg for arg in (
     Argument("results", "R_esults", "Which result layers to create", "choice", Options.results,
              RESULT_CHOICES),
     Argument("mask", "Mas_k", "The result layers' masks", "choice", Options.mask, MASK_CHOICES),
+    Argument("fallback", "Minimi_ze blotches", "Where a region has no counterpart in the other image "
+             "(low match confidence), recolour its own structure with the colours of the confident "
+             "matches instead of copying mismatched patches; off = the raw matched patches",
+             "boolean", Options.fallback),
     Argument("paint-strokes", "_Painting strokes", "0 = off; else also paint A′ with this many "
              "brush strokes: a Painting layer plus the strokes as paths", "int", Options.paint_strokes,
              low=0, high=MAX_PAINT_STROKES),
@@ -251,7 +258,7 @@ _ALL: dict[str, Argument] = {arg.name: arg for arg in (
 
 # Each procedure's arguments in the dialog's order; deep_image_analogy.py declares them from here.
 ARGUMENTS: tuple[Argument, ...] = tuple(_ALL[name] for name in (
-    "a-layer", "reference", "mode", "preset", "size", "results", "mask", "paint-strokes",
+    "a-layer", "reference", "mode", "preset", "size", "results", "mask", "fallback", "paint-strokes",
     "paint-brush", "device", "engine", "regions", "regions-a", "regions-b", "structure",
     "structure-channel", "extra-references", *(f"reference-{n}" for n in EXTRA_REFERENCES),
     *(f"regions-ref-{n}" for n in EXTRA_REFERENCES), "mix"))

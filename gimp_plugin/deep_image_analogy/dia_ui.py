@@ -54,7 +54,7 @@ def ask_options(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, image: 
     layers = ["a-layer"] if len(drawables) >= 2 else ["reference", "a-layer"]
     pages = {
         "options": ("Options", ["roles", *layers, "mode", "preset", "size", "results", "mask",
-                                "paint-frame", "engine-frame"]),
+                                "fallback", "paint-frame", "engine-frame"]),
         "guidance": ("Guidance", ["regions", "regions-a", "regions-b", "structure", "structure-channel"]),
         "references": ("More references", ["extra-references", *(
             name for n in EXTRA_REFERENCES for name in (f"reference-{n}", f"regions-ref-{n}")), "mix"]),
