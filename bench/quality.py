@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/quality.py sheets --out bench/results/sheets          # every pair
     .venv/bin/python bench/quality.py sheets --out DIR --preset faithful --size 224 --only 2style2style
+    .venv/bin/python bench/quality.py sheets --out DIR --only A32 --seed 3 --no-fallback
     .venv/bin/python bench/quality.py known --sizes 128 224 --presets balanced faithful
 
 `sheets` runs the bundled example and every pair of the paper's example set (folder
@@ -96,7 +97,7 @@ def _run_sheets(args: argparse.Namespace, engine: Engine) -> None:
     summary = {}
     for name, a_path, b_path, mode in pairs(args.only):
         a, b_prime = load_image(a_path, "A"), load_image(b_path, "B′")
-        options: dict = {"mode": mode, "preset": args.preset}
+        options: dict = {"mode": mode, "preset": args.preset, "seed": args.seed, "fallback": args.fallback}
         if args.size:
             options["size"] = args.size
         if args.ratio:
@@ -157,6 +158,9 @@ def main() -> None:
     s.add_argument("--size", type=int, default=None)
     s.add_argument("--ratio", type=float, default=None)
     s.add_argument("--only", nargs="*", default=None, help="substrings of pair names")
+    s.add_argument("--seed", type=int, default=0, help="PatchMatch's seed (blotches can come and go with it)")
+    s.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=True,
+                   help="the confidence fallback (fallback_colour.py); --no-fallback shows the raw matches")
     k = sub.add_parser("known")
     k.add_argument("--sizes", type=int, nargs="+", default=[128])
     k.add_argument("--presets", nargs="+", default=["balanced"])
