@@ -182,6 +182,7 @@ def patchmatch(
     coherence: float = 0.0,
     prior: tuple[Tensor, Tensor] | None = None,
     regions: tuple[Tensor, Tensor] | None = None,
+    reach: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     """Improve `field` (source → target) and return it with its per-cell patch similarity.
 
@@ -190,9 +191,10 @@ def patchmatch(
     match has the same offset (÷ 4): it only decides between near ties, so in flat regions,
     where every match scores alike, the field takes its textured neighbours' offset instead of
     an arbitrary one. `prior` = (positions (H, W, 2) float target cells, weight (H, W)) pulls
-    the field towards known positions (an animation's previous frame carried along the motion):
-    a candidate gains weight × (1 − its distance to the prior in cells), so a match moves away
-    only for a clearly better one. `regions` = (source labels (H, W), target labels (Ht, Wt)),
+    the field towards known positions (an animation's previous frame carried along the motion;
+    the layout of B′ → A's coarsest match): a candidate gains weight × (1 − its distance to the
+    prior / `reach` cells), so a match moves away only for a clearly better one.
+    `regions` = (source labels (H, W), target labels (Ht, Wt)),
     long, from `guidance.pair_labels`: the field starts inside each cell's region
     (`place_in_regions`) and a candidate in another region is never taken, so propagation and
     random search stay within it (a source label of −1 matches anywhere). `step()` is called
@@ -233,7 +235,7 @@ def patchmatch(
     def pull(candidate: Tensor) -> Tensor:
         assert prior is not None
         distance = (candidate.to(prior[0].dtype) - prior[0]).abs().amax(-1)
-        return prior[1] * (1 - distance).clamp_min(0)
+        return prior[1] * (1 - distance / reach).clamp_min(0)
 
     def consider(candidate: Tensor) -> None:
         nonlocal field, best

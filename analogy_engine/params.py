@@ -98,6 +98,12 @@ class Preset:
     semantic_levels: int = 5
     # PatchMatch's bonus for a match whose offset its neighbours share (see match.patchmatch).
     coherence: float = 0.02
+    # B′ → A's coarsest match only: the bonus for a match at the same relative place in A,
+    # falling linearly to 0 at half the map's longer side (match.patchmatch's `prior`, `reach`).
+    # A region of B′ with no counterpart in A otherwise lands on its best-scoring look-alike
+    # wherever it is — B′'s pale haze between buildings on A's sky, B′'s neck on A's background —
+    # and B shows it as a blotch; among look-alikes, the one in the same place wins.
+    layout_b: float = 0.15
     # Look-invariant Lucas–Kanade iterations on the working-size field (subpixel.py); 0: none.
     subpixel_iterations: int = 3
 

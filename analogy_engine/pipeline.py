@@ -289,6 +289,15 @@ def _locate_between_cells(
         d.position = match.subcell(own[d.own], own[1 - d.own], d.field, step.patch)
 
 
+def _layout(
+    src_hw: tuple[int, int], tgt_hw: tuple[int, int], weight: float, device: torch.device,
+) -> tuple[tuple[Tensor, Tensor], float]:
+    """The layout prior of a coarsest match (Preset.layout_b): each cell's own relative place in
+    the target, with `weight`, reaching half the target's longer side."""
+    place = fields.identity_field(src_hw, tgt_hw, device).float()
+    return (place, torch.full(src_hw, weight, device=device)), max(tgt_hw) / 2
+
+
 def match_pyramids(
     plan: Plan, pyramids: list[list[Pyramid]], settings: Settings, vgg: VGG19, work: _Work,
     timer: _Timer, generator: torch.Generator, observe: ObserveFn | None = None,
@@ -346,11 +355,13 @@ def match_pyramids(
             n, per = step.match_units[0 if d.name == "ab" else 1]
             work.begin(f"matching {step.label} ({'A→B′' if d.name == 'ab' else 'B′→A'})")
             radius = step.radius_cells or max(tgt.shape[0], tgt.shape[1])
+            prior, reach = pull(step, d.name) if pull is not None else None, 1.0
+            if step.entry == "top" and d.name == "ba" and settings.preset.layout_b > 0:
+                prior, reach = _layout(src.shape[:2], tgt.shape[:2], settings.preset.layout_b, src.device)
             d.field, d.similarity = match.patchmatch(
                 src, tgt, d.field, step.patch, step.iterations, radius, step.jumps, generator,
                 step=lambda per=per: work.add(per), coherence=settings.preset.coherence,
-                prior=pull(step, d.name) if pull is not None else None,
-                regions=guide.regions(step.a_hw, step.b_hw, d.name),
+                prior=prior, reach=reach, regions=guide.regions(step.a_hw, step.b_hw, d.name),
             )
         _locate_between_cells(step, pair, directions, stacks, step is plan.steps[-1], guide)
         timer.add("matching", t)

@@ -364,3 +364,24 @@ def test_project_keeps_dot_products_of_low_rank_features() -> None:
     a, b = match.project(low_rank, low_rank.flip(0), 8)
     assert a.shape == (8, 8, 8)
     torch.testing.assert_close((a * b).sum(-1), (low_rank * low_rank.flip(0)).sum(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_a_broad_prior_decides_between_equal_matches() -> None:
+    """Preset.layout_b: with `reach` of half the map, a pull decides between two equally good
+    places far apart (the target holds the source twice, side by side): every cell takes the
+    copy at its own place. Without it, PatchMatch keeps whichever it met (both score the same)."""
+    g = torch.Generator().manual_seed(3)
+    source = F.normalize(torch.randn(8, 8, 16, generator=g), dim=-1)
+    target = torch.cat([source, source], dim=1)  # (8, 16, 16): copy 0 at x, copy 1 at x + 8
+    right = fields.identity_field((8, 8), (8, 8), CPU) + torch.tensor([0, 8])
+    start = right.clone()
+    start[..., 1] -= 8  # every cell starts on copy 0, as good as copy 1
+    prior = (right.float(), torch.full((8, 8), 0.1))
+    field, _ = match.patchmatch(source, target, start, 3, iterations=4, radius=16,
+                                generator=torch.Generator().manual_seed(0), prior=prior, reach=8.0)
+    # Columns 1-6: both copies score alike (at 0 and 7 the patch reaches the other copy's edge).
+    inner = (slice(None), slice(1, 7))
+    assert torch.equal(field[inner], right[inner])
+    unpulled, _ = match.patchmatch(source, target, start, 3, iterations=4, radius=16,
+                                   generator=torch.Generator().manual_seed(0))
+    assert (unpulled[inner][..., 1] < 8).float().mean() > 0.5  # most stay on copy 0 without it
