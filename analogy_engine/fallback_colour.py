@@ -81,7 +81,7 @@ def _rescale(positions: Tensor, from_hw: tuple[int, int], to_hw: tuple[int, int]
     return torch.stack((y, x), dim=-1)
 
 
-def confidence(features: Tensor, forward: Tensor, backward: Tensor, gram_cells: int | None = None) -> Tensor:
+def confidence(features: Tensor, forward: Tensor, backward: Tensor, gram_cells: int = GRAM_CELLS) -> Tensor:
     """How far each source cell's match can be trusted: (H, W) in −1..1 on `forward`'s grid.
 
     The cosine similarity of the source's own `features` (C, h, w) — a deep level, where a
@@ -91,7 +91,7 @@ def confidence(features: Tensor, forward: Tensor, backward: Tensor, gram_cells: 
     something unlike it, whose own match points elsewhere.
 
     Both ends are bilinear mixes of four feature cells, so their inner products are mixes of the
-    feature cells' own (their Gram matrix): with up to `gram_cells` cells (default GRAM_CELLS)
+    feature cells' own (their Gram matrix): with up to `gram_cells` cells
     that is read instead of sampling C channels at every working cell twice (2.4 → 0.1 s per
     analogy at 448², 512 channels); beyond, the features are sampled a block of rows at a time
     (memory bounded, not only time). Both give the same values.
@@ -102,7 +102,7 @@ def confidence(features: Tensor, forward: Tensor, backward: Tensor, gram_cells: 
     features = (features - features.mean((1, 2), keepdim=True)).float()
     start = _grid_positions(hw, feature_hw, features.device)
     end = _rescale(round_trip(forward, backward), hw, feature_hw)
-    if feature_hw[0] * feature_hw[1] <= (GRAM_CELLS if gram_cells is None else gram_cells):
+    if feature_hw[0] * feature_hw[1] <= gram_cells:
         return _cosines_by_gram(features, start, end)
     rows = max(1, SAMPLED_FLOATS // (features.shape[0] * hw[1]))
     return torch.cat([
