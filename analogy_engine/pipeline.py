@@ -205,13 +205,8 @@ def extract_features(
     """VGG pyramids of each image at each size (sizes[i] for images[i]); cancel between layers."""
     out = []
     for image, hw in zip(images, sizes, strict=True):
-        x = preprocess(_resize(image, hw)[None])
-        pyramid = [x[0]]
-        for level in range(1, 6):
-            x = vgg.run(x, level - 1, level)
-            pyramid.append(x[0])
-            work.check()
-        out.append(pyramid)
+        levels = vgg.pyramid(preprocess(_resize(image, hw)[None]), step=work.check)
+        out.append([x[0] for x in levels])
     return out
 
 

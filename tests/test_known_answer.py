@@ -5,11 +5,11 @@ seed 0, CPU); "before" is the engine of 9229ccc on the same cases:
 
 | case                                   | PSNR A′ | PSNR B  | ≤3 px A→B′ | ≤3 px B′→A | ≤1 px A→B′ |
 |----------------------------------------|---------|---------|------------|------------|------------|
-| shift (7, −5) + colour, 128 px         | 32.2 dB | 32.5 dB | 0.962      | 0.933      | 0.782      |
+| shift (7, −5) + colour, 128 px         | 33.1 dB | 33.4 dB | 0.984      | 0.976      | 0.799      |
 |   before (9229ccc)                     | 19.2 dB | 18.9 dB | 0.881      | 0.852      | 0.148      |
-| rotation 6° ×1.08 + colour + texture   | 23.8 dB | 27.8 dB | 0.907      | 0.830      |            |
-| face: rotation −4° ×1.05 + texture     | 24.7 dB | 30.3 dB | 0.871      | 0.764      |            |
-| stereo (Middlebury Motorcycle, 256 px) |         |         | 0.851      |            | 0.661      |
+| rotation 6° ×1.08 + colour + texture   | 23.9 dB | 28.6 dB | 0.911      | 0.859      |            |
+| face: rotation −4° ×1.05 + texture     | 24.7 dB | 31.2 dB | 0.878      | 0.803      |            |
+| stereo (Middlebury Motorcycle, 256 px) |         |         | 0.857      |            | 0.666      |
 
 What bought it (shift case, A′ dB / ≤1 px): sub-cell positions between levels 19.2 → 22.9 /
 0.15 → 0.49 (the odd shift was lost at level 2), inversion start read along them 23.6, the
@@ -22,6 +22,14 @@ three look-invariant Lucas–Kanade steps on the working-size fields (analogy_en
 nothing in A says which phase is right (the true field there gives 29.9 dB). The issue's targets (shift
 ≥ 30 dB and ≥ 0.95 both ways; rotation + texture ≥ 26 dB and ≥ 0.85; stereo ≥ 0.9) are not all
 reached yet: the tests marked xfail below hold them, so that reaching them shows as XPASS.
+
+The fine levels' features (relu1_1, relu2_1) come from reflection-padded convolutions
+(vgg.FINE_LEVELS; the deeper ones keep the network's zero padding). B′ holds content beyond A's
+edges here, and with zeros A's border cells did not look like it: shift 32.19 / 32.46 dB, 0.962 /
+0.933 → 33.07 / 33.44, 0.984 / 0.976 (the shift's targets reached: its thresholds below now hold
+them); rotation 23.83 / 27.83, 0.907 / 0.830 → 23.92 / 28.61, 0.911 / 0.859; face 24.66 / 30.31,
+0.871 / 0.764 → 24.72 / 31.22, 0.878 / 0.803; stereo 0.851 → 0.857. Reflecting every level
+instead gave the cases as much but broke B's faces on the paper's pairs (sheets).
 
 The layout prior of B′ → A's coarsest match (Preset.layout_b, against B's blotches on real
 pairs) cost the shift case's B 0.2 dB and its B′ → A share 0.005 (32.66 / 0.938 before);
@@ -72,13 +80,13 @@ def shift(results: dict[str, tuple[ka.Case, AnalogyResult]]) -> tuple[ka.Case, A
 
 # (min PSNR A′, min PSNR B, min share ≤ 3 px A→B′, min share ≤ 3 px B′→A)
 THRESHOLDS = {
-    "shift": ka.Scores(31.3, 31.6, 0.94, 0.92),
-    "rotation": ka.Scores(22.8, 26.6, 0.89, 0.81),
-    "face": ka.Scores(23.7, 29.1, 0.85, 0.74),
+    # At or above the issue's targets (30 dB, 0.95 both ways): reached, so held here.
+    "shift": ka.Scores(32.0, 32.4, 0.96, 0.95),
+    "rotation": ka.Scores(22.9, 27.6, 0.89, 0.84),
+    "face": ka.Scores(23.7, 30.2, 0.86, 0.78),
 }
-# The issue's targets, not all reached yet (see the table above).
+# The issue's targets not reached yet (see the table above): rotation's A′ (23.9 of 26 dB).
 TARGETS = {
-    "shift": ka.Scores(30.0, 30.0, 0.95, 0.95),
     "rotation": ka.Scores(26.0, 26.0, 0.85, 0.85),
 }
 STEREO_MIN, STEREO_TARGET = 0.83, 0.9
@@ -150,7 +158,7 @@ def stereo(engine: Engine) -> tuple[ka.Stereo, AnalogyResult]:
 
 def test_stereo_pair_is_matched(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
     """A real stereo pair (photo → photo): the flow follows the measured disparity. The rest
-    are the floor and the wall, flat regions where any match looks alike (measured 0.851)."""
+    are the floor and the wall, flat regions where any match looks alike (measured 0.857)."""
     case, result = stereo
     share = ka.share_within(result.flow_ab, case.flow_ab, case.valid_a)
     nothing = ka.identity_flow(case.a.shape[:2], case.b_prime.shape[:2])
@@ -158,7 +166,7 @@ def test_stereo_pair_is_matched(stereo: tuple[ka.Stereo, AnalogyResult]) -> None
     assert share >= STEREO_MIN and identity < STEREO_MIN - 0.3, (share, identity)
 
 
-@pytest.mark.xfail(reason="issue target 0.9 within 3 px not reached yet (measured 0.851)", strict=False)
+@pytest.mark.xfail(reason="issue target 0.9 within 3 px not reached yet (measured 0.857)", strict=False)
 def test_stereo_pair_reaches_issue_target(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
     case, result = stereo
     assert ka.share_within(result.flow_ab, case.flow_ab, case.valid_a) >= STEREO_TARGET
@@ -177,11 +185,11 @@ def test_flows_agree_with_each_other(shift: tuple[ka.Case, AnalogyResult]) -> No
 
 def test_shift_is_recovered_to_one_pixel(shift: tuple[ka.Case, AnalogyResult]) -> None:
     """Odd shifts: the sub-cell positions carry (3.5, −2.5) at level 2 to (7, −5) at level 1.
-    Measured 0.785 of the pixels within 1 px (0.745 before the Lucas–Kanade steps, 0.03 before
-    sub-cell positions)."""
+    Measured 0.799 of the pixels within 1 px (0.782 before the reflection-padded fine levels,
+    0.745 before the Lucas–Kanade steps, 0.03 before sub-cell positions)."""
     case, result = shift
     error = np.linalg.norm(result.flow_ab - case.flow_ab, axis=-1)[case.valid_a]
-    assert np.mean(error <= 1.0) >= 0.76
+    assert np.mean(error <= 1.0) >= 0.78
 
 
 def test_custom_preset_runs_in_a_slot_and_is_restored(engine: Engine) -> None:

@@ -20,8 +20,11 @@ A photo → photo pair has nearly one palette already, so there the check only b
 Since the confidence fallback (fallback_colour.py, on by default), B's low-confidence regions take
 colours from fitted local colour models rather than copied pixels: colours between A's palette
 entries, so B's distance to A's palette grows a little where the old metric counted only copies.
-Measured on A10: B to A 2.74 without the fallback, 3.97 with it (B′ to A: 5.74); the bound for B
-is 4.5, still under the 5.74 of B′ itself, so a B that kept B′'s look would fail.
+Measured on A10: B to A 2.74 without the fallback, 3.97 with it (B′ to A: 5.74). Later changes
+moved it within seeds: before the reflection-padded fine levels (vgg.FINE_LEVELS) B to A was
+4.34 / 4.40 / 4.41 / 4.63 for seeds 0–3, with them 4.55 / 4.63 / 4.43 / 4.81 (this 64-pixel
+working size is mostly border). The bound for B is 5.0: above that spread, still under the 5.74 of
+B′ itself, so a B that kept B′'s look would fail.
 """
 
 from __future__ import annotations
@@ -66,4 +69,4 @@ def test_look_moves_across(folder: str, number: str, mode: str, engine: Engine) 
     result = analogy(a, b_prime, AnalogyParams(mode=mode, preset="fast", size=64), engine=engine)  # type: ignore[arg-type]
     assert result.a_prime.shape == a.shape and result.b.shape == b_prime.shape
     assert palette_distance(result.a_prime, b_prime) <= max(3.0, 0.3 * palette_distance(a, b_prime))
-    assert palette_distance(result.b, a) <= max(4.5, 0.3 * palette_distance(b_prime, a))
+    assert palette_distance(result.b, a) <= max(5.0, 0.3 * palette_distance(b_prime, a))

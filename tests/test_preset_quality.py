@@ -6,12 +6,12 @@ truth known). Measured at working size 96 (faithful takes 60-85 s a case on 2 co
 photo-to-style, seed 0, on the engine of this commit:
 
     case      preset     PSNR A′  PSNR B  ≤3px A→B′  ≤3px B′→A
-    shift     faithful   29.97    26.45   0.917      0.872
-    shift     balanced   31.78    30.75   0.957      0.937
-    rotation  faithful   22.71    22.62   0.814      0.756
-    rotation  balanced   22.93    24.09   0.878      0.831
-    face      faithful   23.34    27.32   0.850      0.770
-    face      balanced   24.75    27.36   0.864      0.788
+    shift     faithful   30.71    29.72   0.932      0.942
+    shift     balanced   32.04    31.06   0.986      0.984
+    rotation  faithful   23.03    23.72   0.792      0.774
+    rotation  balanced   23.01    24.54   0.886      0.855
+    face      faithful   23.69    27.41   0.822      0.746
+    face      balanced   25.01    28.14   0.874      0.814
 
 (More PatchMatch iterations at the fine levels drift further from the coarse, semantic field
 and do not help here; balanced's shorter inversion reads its start along the sub-cell field.)
