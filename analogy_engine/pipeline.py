@@ -39,7 +39,7 @@ from .plan import plan as make_plan
 from .reconstruct import refine, vote, warp
 from .types import AnalogyResult, CancelFn, Cancelled, InputError, ObserveFn, ProgressFn
 from .upscale import upscale
-from .vgg import VGG19, deprocess, preprocess
+from .vgg import FINE_LEVELS, VGG19, deprocess, preprocess
 
 MASK_THRESHOLD = 0.05  # of the min–max-normalised squared feature magnitude (the paper's τ)
 CONFIDENCE_LEVEL = 4  # relu4_1: the round trip must come back to the same kind of place
@@ -200,12 +200,14 @@ class _Direction:
 
 
 def extract_features(
-    vgg: VGG19, images: list[Tensor], sizes: tuple[tuple[int, int], ...], work: _Work
+    vgg: VGG19, images: list[Tensor], sizes: tuple[tuple[int, int], ...], work: _Work,
+    deep_matched: bool = True,
 ) -> list[Pyramid]:
-    """VGG pyramids of each image at each size (sizes[i] for images[i]); cancel between layers."""
+    """VGG pyramids of each image at each size (sizes[i] for images[i]); cancel between layers.
+    `deep_matched`: whether any level above vgg.FINE_LEVELS is matched on them (VGG19.pyramid)."""
     out = []
     for image, hw in zip(images, sizes, strict=True):
-        levels = vgg.pyramid(preprocess(_resize(image, hw)[None]), step=work.check)
+        levels = vgg.pyramid(preprocess(_resize(image, hw)[None]), step=work.check, deep_matched=deep_matched)
         out.append([x[0] for x in levels])
     return out
 
@@ -524,7 +526,8 @@ def _analogy_pair(
     used = sorted({step.pyramid for step in schedule.steps})
     pyramids: list[list[Pyramid]] = [[], []]
     for p in used:
-        pyramids[p] = extract_features(vgg, [a_full, b_full], schedule.pyramid_hw[p], work)
+        deep = any(step.level > FINE_LEVELS for step in schedule.steps if step.pyramid == p)
+        pyramids[p] = extract_features(vgg, [a_full, b_full], schedule.pyramid_hw[p], work, deep)
     work.add(schedule.feature_units)
     timer.add("features", t)
     ab, ba = match_pyramids(schedule, pyramids, settings, vgg, work, timer, generator, observe, guide=guide)

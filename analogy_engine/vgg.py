@@ -112,11 +112,15 @@ class VGG19(torch.nn.Module):
                 x = F.max_pool2d(x, 2, 2)
         return x
 
-    def pyramid(self, image: Tensor, step: Callable[[], None] | None = None) -> list[Tensor]:
+    def pyramid(
+        self, image: Tensor, step: Callable[[], None] | None = None, deep_matched: bool = True,
+    ) -> list[Tensor]:
         """What the matching reads, [level 0, relu1_1, …, relu5_1] for a (N, 3, H, W) input:
         levels up to FINE_LEVELS through reflection-padded convolutions, the deeper ones from
-        the network's own zero-padded relu{FINE_LEVELS}_1. `step()` runs after each level
-        (cancellation)."""
+        the network's own zero-padded relu{FINE_LEVELS}_1 — unless no deep level of this pyramid
+        is matched (`deep_matched` False: the working-size pyramid below a semantic one, whose
+        deep levels only serve the confidence), then from the reflection-padded one, which
+        saves a second pass through blocks 1–2. `step()` runs after each level (cancellation)."""
         out = [image]
         x = image
         for level in range(1, FINE_LEVELS + 1):
@@ -124,7 +128,8 @@ class VGG19(torch.nn.Module):
             out.append(x)
             if step is not None:
                 step()
-        x = self.run(image, 0, FINE_LEVELS)
+        if deep_matched:
+            x = self.run(image, 0, FINE_LEVELS)
         for level in range(FINE_LEVELS + 1, LEVELS[-1] + 1):
             x = self.run(x, level - 1, level)
             out.append(x)

@@ -132,6 +132,15 @@ def test_pyramid_pads_fine_levels_by_reflection(vgg: VGG19) -> None:
     steps: list[int] = []
     vgg.pyramid(x, step=lambda: steps.append(1))
     assert len(steps) == 5  # one per level: a cancel is seen between levels
+    # Without matched deep levels they are read on from the reflection-padded relu2_1 instead:
+    # the same fine levels, deep levels that differ only near the border.
+    with torch.no_grad():
+        shared = vgg.pyramid(x, deep_matched=False)
+        for level in range(1, FINE_LEVELS + 1):
+            assert torch.equal(shared[level], pyramid[level])
+        deep = shared[FINE_LEVELS + 1]
+        torch.testing.assert_close(deep, vgg.run(shared[FINE_LEVELS], FINE_LEVELS, FINE_LEVELS + 1))
+        assert not torch.equal(deep, pyramid[FINE_LEVELS + 1])
 
 
 def test_reflection_makes_a_border_like_the_inside(vgg: VGG19) -> None:
