@@ -32,14 +32,21 @@ def invert(
     that progress and cancellation can act on.
     """
     low = level - depth
-    # A plain contiguous copy: L-BFGS flattens its leaf with view(-1), and `start` may come laid
-    # out channels last (fields.sample) and must not be changed.
-    x = start.detach().clone(memory_format=torch.contiguous_format).unsqueeze(0).requires_grad_(True)
-    goal = target.detach().contiguous().unsqueeze(0)
+    # The leaf is held as a contiguous (1, H, W, C) copy (L-BFGS flattens it with view(-1);
+    # `start` must not be changed) and seen by the network as (1, C, H, W) channels last: the
+    # convolutions' forward and backward passes run about a quarter faster laid out so on a CPU
+    # (0.44 → 0.33 s per evaluation of relu2_1 at 448², measured) and on a GPU's tensor cores.
+    leaf = start.detach().permute(1, 2, 0).clone(memory_format=torch.contiguous_format)[None]
+    leaf.requires_grad_(True)
+
+    def x() -> Tensor:
+        return leaf.permute(0, 3, 1, 2)
+
+    goal = target.detach().unsqueeze(0).contiguous(memory_format=torch.channels_last)
     evaluations = 0
     if iterations > 0:
         optimizer = torch.optim.LBFGS(
-            [x],
+            [leaf],
             lr=1.0,
             max_iter=iterations,
             max_eval=iterations * 5 // 4,
@@ -52,7 +59,7 @@ def invert(
         def closure() -> Tensor:
             nonlocal evaluations
             optimizer.zero_grad()
-            loss = 0.5 * (vgg.run(x, low, level) - goal).pow(2).sum()
+            loss = 0.5 * (vgg.run(x(), low, level) - goal).pow(2).sum()
             loss.backward()
             evaluations += 1
             if step is not None:
@@ -62,7 +69,7 @@ def invert(
         with torch.enable_grad():
             optimizer.step(closure)
     with torch.no_grad():
-        result = vgg.run(x.detach(), low, level - 1)
+        result = vgg.run(x().detach(), low, level - 1)
     if level - 1 > 0:
         result = result.clamp_min(0.0)  # relu outputs; a depth-1 optimum may stray below zero
     return result[0].contiguous()
