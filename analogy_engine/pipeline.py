@@ -64,7 +64,9 @@ class Engine:
     def warm_up(self) -> None:
         """One tiny forward and backward pass, so that the first real job does not pay the
         one-time set-up of the convolution kernels (seconds on a CPU) while the user waits."""
-        x = torch.zeros(1, 3, 32, 32, device=self.device, requires_grad=True)
+        # Channels last, as the pyramid and the inversion run the network.
+        x = torch.zeros(1, 3, 32, 32, device=self.device).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
         with torch.enable_grad():
             self.vgg.run(x, 0, 5).sum().backward()
 
