@@ -2,6 +2,8 @@
 
 `analogy(a, b_prime, params)` returns A′ (A's structure, B′'s look) and B (B′'s structure, A's
 look) at the inputs' full resolution, with both fields and per-pixel match confidences.
+The loop's parts (`match_pyramids`, `reconstruct_direction`, `Direction`, `Work`, `Timer`) are
+public because `analogy_engine.animate` runs each frame through the same ones.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def check_image(image: np.ndarray, name: str) -> None:
     check_size(image.shape[1], image.shape[0], name)
 
 
-class _Work:
+class Work:
     """Progress over weighted units of work; also the place where cancellation is polled."""
 
     def __init__(self, total: float, progress: ProgressFn | None, cancel: CancelFn | None) -> None:
@@ -115,7 +117,9 @@ class _Work:
 
 
 @dataclass
-class _Timer:
+class Timer:
+    """Seconds per stage (the report's "seconds"); on CUDA each reading waits for the device."""
+
     device: torch.device
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -127,11 +131,13 @@ class _Timer:
         return now
 
 
-def _to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+    """(H, W, 3) uint8 → (3, H, W) float in 0..1 on `device` (a copy)."""
     return torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1).float().div_(255.0)
 
 
-def _to_numpy(image: Tensor) -> np.ndarray:
+def to_numpy(image: Tensor) -> np.ndarray:
+    """(3, H, W) in 0..1 → (H, W, 3) uint8, clamped and rounded."""
     return image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
@@ -184,7 +190,7 @@ PullFn = Callable[[Step, str], "tuple[Tensor, Tensor] | None"]
 
 
 @dataclass
-class _Direction:
+class Direction:
     """One direction of the analogy (A → B′ or B′ → A) as the loop carries it between steps."""
 
     name: str  # "ab" or "ba"
@@ -202,7 +208,7 @@ class _Direction:
 
 
 def extract_features(
-    vgg: VGG19, images: list[Tensor], sizes: tuple[tuple[int, int], ...], work: _Work,
+    vgg: VGG19, images: list[Tensor], sizes: tuple[tuple[int, int], ...], work: Work,
     deep_matched: bool = True,
 ) -> list[Pyramid]:
     """VGG pyramids of each image at each size (sizes[i] for images[i]); cancel between layers.
@@ -215,8 +221,8 @@ def extract_features(
 
 
 def _entry_features(
-    step: Step, previous: Step | None, direction: _Direction, own: Pyramid, other: Pyramid,
-    settings: Settings, vgg: VGG19, work: _Work,
+    step: Step, previous: Step | None, direction: Direction, own: Pyramid, other: Pyramid,
+    settings: Settings, vgg: VGG19, work: Work,
 ) -> Tensor:
     """R at this step: the other image's look in the source's layout, before the blend."""
     if step.entry == "top":
@@ -253,7 +259,7 @@ def _carry(field: Tensor | None, previous: Step | None, step: Step, own: int) ->
 
 
 def _direction_stacks(
-    pair: list[Pyramid], step: Step, ab: _Direction, ba: _Direction, keep: Tensor | None
+    pair: list[Pyramid], step: Step, ab: Direction, ba: Direction, keep: Tensor | None
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Each direction's (A-side, B-side) stacks: A → B′ sees B as the blend at α, B′ → A its own
     B at `Step.alpha_b` (one pair of stacks when the two are the same)."""
@@ -264,10 +270,10 @@ def _direction_stacks(
 
 
 def _locate_between_cells(
-    step: Step, pair: list[Pyramid], directions: tuple[_Direction, _Direction],
+    step: Step, pair: list[Pyramid], directions: tuple[Direction, Direction],
     stacks: dict[str, tuple[Tensor, Tensor]], last: bool, guide: PairGuide,
 ) -> None:
-    """Sub-cell positions of both fields (`_Direction.position`), for the next grid and the output.
+    """Sub-cell positions of both fields (`Direction.position`), for the next grid and the output.
 
     Between levels the similarities of the features just matched are used. At the last step A′
     and B are first rebuilt through the fields just found: there the features were built mostly
@@ -298,11 +304,11 @@ def _layout(
 
 
 def match_pyramids(
-    plan: Plan, pyramids: list[list[Pyramid]], settings: Settings, vgg: VGG19, work: _Work,
-    timer: _Timer, generator: torch.Generator, observe: ObserveFn | None = None,
+    plan: Plan, pyramids: list[list[Pyramid]], settings: Settings, vgg: VGG19, work: Work,
+    timer: Timer, generator: torch.Generator, observe: ObserveFn | None = None,
     start: tuple[Tensor, Tensor] | None = None, pull: PullFn | None = None,
     guide: PairGuide | None = None,
-) -> tuple[_Direction, _Direction]:
+) -> tuple[Direction, Direction]:
     """The coarse-to-fine loop of `plan`: both fields at the working size, with similarities.
 
     `guide` holds the pair's region labels (every match stays in its region) and structure
@@ -313,7 +319,7 @@ def match_pyramids(
     other image's features as a carried field does), and `pull(step, direction)` → (positions,
     weight) or None is the prior that step's PatchMatch is pulled towards (`match.patchmatch`).
     """
-    directions = (_Direction("ab", 0), _Direction("ba", 1))
+    directions = (Direction("ab", 0), Direction("ba", 1))
     guide = guide if guide is not None else PairGuide()
     previous: Step | None = None
     for step in plan.steps:
@@ -373,8 +379,8 @@ def match_pyramids(
     return directions
 
 
-def _refine_positions(pair: list[Pyramid], directions: tuple[_Direction, _Direction], settings: Settings,
-                      work: _Work) -> None:
+def _refine_positions(pair: list[Pyramid], directions: tuple[Direction, Direction], settings: Settings,
+                      work: Work) -> None:
     """The last step's positions moved to where the images' structures line up, to a fraction of
     a pixel (subpixel.refine: PatchMatch's cells and their parabola fits are off by ~1 px)."""
     iterations = settings.preset.subpixel_iterations
@@ -428,14 +434,14 @@ def analogy(
     a_hw = working_size(*a.shape[:2], params.size, settings.ratio)
     refs_hw = [working_size(*ref.shape[:2], params.size, settings.ratio) for ref in references]
     prepared = guidance_prepare(guidance, a, references, a_hw, refs_hw, device)
-    timer = _Timer(device)
+    timer = Timer(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     generator = torch.Generator(device=device).manual_seed(params.seed)
-    a_full = _to_tensor(a, device)
+    a_full = to_tensor(a, device)
     schedules = [make_plan(settings, engine.vgg, a_hw, hw) for hw in refs_hw]
-    work = _Work(sum(s.total_units for s in schedules), progress, cancel)
+    work = Work(sum(s.total_units for s in schedules), progress, cancel)
     pairs = []
     with torch.no_grad():
         for i, (ref, schedule) in enumerate(zip(references, schedules, strict=True)):
@@ -443,7 +449,7 @@ def analogy(
             if len(references) > 1:
                 work.prefix = f"{'B′' if i == 0 else f'reference {i + 1}'}: "
             pairs.append(_analogy_pair(
-                engine.vgg, a_full, _to_tensor(ref, device), schedule, settings, work, timer, generator,
+                engine.vgg, a_full, to_tensor(ref, device), schedule, settings, work, timer, generator,
                 observe, guide,
             ))
         (a_prime, flow_ab, conf_a), ref_ab = _combine(pairs, prepared, mix, device)
@@ -463,14 +469,14 @@ def analogy(
     (b_img, flow_ba, conf_b) = pairs[0].b
     max_hw = (max(p.b_hw[0] for p in pairs), max(p.b_hw[1] for p in pairs))  # flows are clamped per pair
     return AnalogyResult(
-        a_prime=_to_numpy(a_prime),
-        b=_to_numpy(b_img),
+        a_prime=to_numpy(a_prime),
+        b=to_numpy(b_img),
         flow_ab=_flow_xy(flow_ab, max_hw),
         flow_ba=_flow_xy(flow_ba, _hw(a_full)),
         confidence_a_prime=conf_a.float().cpu().numpy(),
         confidence_b=conf_b.float().cpu().numpy(),
         report=report,
-        b_more=[_to_numpy(p.b[0]) for p in pairs[1:]],
+        b_more=[to_numpy(p.b[0]) for p in pairs[1:]],
         confidence_b_more=[p.b[2].float().cpu().numpy() for p in pairs[1:]],
         ref_ab=ref_ab.byte().cpu().numpy() if len(references) > 1 else None,
     )
@@ -519,8 +525,8 @@ class _Pair:
 
 
 def _analogy_pair(
-    vgg: VGG19, a_full: Tensor, b_full: Tensor, schedule: Plan, settings: Settings, work: _Work,
-    timer: _Timer, generator: torch.Generator, observe: ObserveFn | None, guide: PairGuide,
+    vgg: VGG19, a_full: Tensor, b_full: Tensor, schedule: Plan, settings: Settings, work: Work,
+    timer: Timer, generator: torch.Generator, observe: ObserveFn | None, guide: PairGuide,
 ) -> _Pair:
     """Features → both fields → both images at full size, for A and one reference."""
     work.begin("features")
@@ -546,7 +552,7 @@ def _analogy_pair(
         # Where the structure mask asks for B′'s content, a match that does not come back to A
         # is the point, not a failure: the fallback must not restore A's structure there.
         collage = 1 - keep[0] if keep is not None else None
-        outputs[d.name] = _reconstruct(d, src_full, tgt_full, tgt_hw, settings, work, conf, collage)
+        outputs[d.name] = reconstruct_direction(d, src_full, tgt_full, tgt_hw, settings, work, conf, collage)
         work.add(schedule.reconstruct_units / 2)
     timer.add("reconstruction", t)
     return _Pair(outputs["ab"], outputs["ba"], _hw(b_full))
@@ -599,9 +605,9 @@ def _combine(
     return (image, flow, conf), choice
 
 
-def _reconstruct(
-    d: _Direction, src_full: Tensor, tgt_full: Tensor, tgt_hw: tuple[int, int], settings: Settings,
-    work: _Work, conf: Tensor | None = None, collage: Tensor | None = None,
+def reconstruct_direction(
+    d: Direction, src_full: Tensor, tgt_full: Tensor, tgt_hw: tuple[int, int], settings: Settings,
+    work: Work, conf: Tensor | None = None, collage: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(image, flow, confidence) at the source's full size from the working-size field.
 
@@ -631,7 +637,7 @@ def _reconstruct(
 
 def _report(
     params: AnalogyParams, settings: Settings, device: torch.device, a: np.ndarray, b_prime: np.ndarray,
-    a_hw: tuple[int, int], b_hw: tuple[int, int], timer: _Timer, total_seconds: float,
+    a_hw: tuple[int, int], b_hw: tuple[int, int], timer: Timer, total_seconds: float,
 ) -> dict:
     return {
         "params": params.to_dict(),

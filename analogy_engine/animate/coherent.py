@@ -29,17 +29,17 @@ from torch import Tensor
 from .. import fields
 from ..params import AnalogyParams, ParamsError, Settings, resolve, working_size
 from ..pipeline import (
+    Direction,
     Engine,
     Pyramid,
-    _Direction,
-    _reconstruct,
-    _Timer,
-    _to_numpy,
-    _to_tensor,
-    _Work,
+    Timer,
+    Work,
     check_image,
     extract_features,
     match_pyramids,
+    reconstruct_direction,
+    to_numpy,
+    to_tensor,
 )
 from ..plan import Plan, Step
 from ..plan import plan as make_plan
@@ -50,7 +50,7 @@ from .motion import base_grid, lucas_kanade, occlusion, resize_flow, warping_err
 # motion only has to place working-size cells, and the metric compares outputs at this size.
 MOTION_SIDE = 512
 WORKING_PYRAMID = 1  # plan.pyramid_hw index of the working-size pyramid
-WorkFactory = Callable[[float], _Work]  # a progress/cancel tracker over that many units
+WorkFactory = Callable[[float], Work]  # a progress/cancel tracker over that many units
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,12 @@ class _Reference:
     """B′ at full size and its VGG pyramids, each computed once for the whole sequence."""
 
     def __init__(self, b_prime: np.ndarray, engine: Engine, settings: Settings) -> None:
-        self.full = _to_tensor(b_prime, engine.device)
+        self.full = to_tensor(b_prime, engine.device)
         self.hw = working_size(*b_prime.shape[:2], settings.params.size, settings.ratio)
         self.engine = engine
         self._pyramids: dict[tuple[int, int], Pyramid] = {}
 
-    def pyramid(self, hw: tuple[int, int], work: _Work) -> Pyramid:
+    def pyramid(self, hw: tuple[int, int], work: Work) -> Pyramid:
         if hw not in self._pyramids:
             self._pyramids[hw] = extract_features(self.engine.vgg, [self.full], (hw,), work)[0]
         return self._pyramids[hw]
@@ -182,8 +182,8 @@ def _carry_fields(
 
 def _match_full(
     a_full: Tensor, a_hw: tuple[int, int], reference: _Reference, settings: Settings,
-    engine: Engine, work_for: WorkFactory, timer: _Timer,
-) -> tuple[_Direction, _Direction]:
+    engine: Engine, work_for: WorkFactory, timer: Timer,
+) -> tuple[Direction, Direction]:
     schedule = make_plan(settings, engine.vgg, a_hw, reference.hw)
     work = work_for(schedule.total_units)
     work.begin("features")
@@ -259,18 +259,18 @@ def _one_frame(
 ) -> tuple[FrameResult, _Previous]:
     started = time.perf_counter()
     device = engine.device
-    timer = _Timer(device)
+    timer = Timer(device)
     label = f"frame {index + 1}" + (f"/{total}" if total else "")
 
-    def work_for(units: float) -> _Work:
+    def work_for(units: float) -> Work:
         def frame_progress(fraction: float, stage: str) -> None:
             if progress is not None:
                 overall = (index + fraction) / total if total else 0.0
                 progress(min(1.0, overall), f"{label}: {stage}")
 
-        return _Work(units, frame_progress, cancel)
+        return Work(units, frame_progress, cancel)
 
-    a_full = _to_tensor(frame, device)
+    a_full = to_tensor(frame, device)
     a_hw = working_size(*frame.shape[:2], settings.params.size, settings.ratio)
     motion_hw = _motion_hw((frame.shape[0], frame.shape[1]))
     small = _small(a_full, motion_hw)
@@ -292,7 +292,9 @@ def _one_frame(
         t = time.perf_counter()
         work = work_for(1.0)
         work.begin("reconstructing")
-        image, _flow, _confidence = _reconstruct(ab, a_full, reference.full, reference.hw, settings, work)
+        image, _flow, _confidence = reconstruct_direction(
+            ab, a_full, reference.full, reference.hw, settings, work
+        )
         timer.add("reconstruction", t)
         seconds = time.perf_counter() - started
         output = _small(image.clamp(0, 1), motion_hw)
@@ -307,15 +309,15 @@ def _one_frame(
             input_error = warping_error(small, previous.frame, backward, occluded)
             tracked = float((~occluded).float().mean())
     assert ab.position is not None and ba.position is not None
-    result = FrameResult(index, _to_numpy(image), round(seconds, 4), error, input_error, tracked)
+    result = FrameResult(index, to_numpy(image), round(seconds, 4), error, input_error, tracked)
     return result, _Previous(small, output, ab.position, ba.position)
 
 
 def _match_carried(
     a_full: Tensor, a_hw: tuple[int, int], previous: _Previous, motion: tuple[Tensor, Tensor, Tensor, Tensor],
-    reference: _Reference, settings: Settings, engine: Engine, work_for: WorkFactory, timer: _Timer,
+    reference: _Reference, settings: Settings, engine: Engine, work_for: WorkFactory, timer: Timer,
     coherence: Coherence,
-) -> tuple[_Direction, _Direction]:
+) -> tuple[Direction, Direction]:
     """The finest level only, started from (and pulled towards) the previous frame's fields."""
     full = make_plan(settings, engine.vgg, a_hw, reference.hw)
     schedule = _warm_plan(full, settings, engine, a_hw, coherence)
