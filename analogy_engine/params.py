@@ -36,9 +36,9 @@ from .contract import (
 )
 
 __all__ = [
-    "ALPHAS", "DEVICES", "MAX_INPUT_PIXELS", "MAX_INPUT_SIDE", "MAX_SIZE", "MIN_INPUT_SIDE", "MIN_SIZE",
-    "MODES", "MODE_DEFAULTS", "PRESETS", "PRESET_NAMES", "AnalogyParams", "Option", "OptionParams",
-    "ParamsError", "mix_weights", "option_field",
+    "ALPHAS", "DEVICES", "MASK_THRESHOLD", "MAX_INPUT_PIXELS", "MAX_INPUT_SIDE", "MAX_SIZE", "MIN_INPUT_SIDE",
+    "MIN_SIZE", "MODES", "MODE_DEFAULTS", "PRESETS", "PRESET_NAMES", "AnalogyParams", "Option",
+    "OptionParams", "ParamsError", "mix_weights", "option_field",
     "Preset", "Settings", "effective_size", "resolve", "validate", "working_size",
 ]
 
@@ -133,15 +133,25 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
+# The paper's τ: a cell keeps its own features in the blend (weight α) only where their squared
+# magnitude, min–max normalised over the map, reaches it; elsewhere the unknown image's features
+# are R, the other image's content carried through the coarser field.
+MASK_THRESHOLD = 0.05
+
 # What each application mode means, as defaults over the same algorithm (docs/architecture.md).
 # The original halves the working size (ratio 0.5) for faces and simple structures; the
 # half-scale semantic pyramid (Preset.semantic_levels) now gives every mode that robustness
 # with the full size's detail, so no mode needs a smaller ratio.
+# `mask`: τ for the blend. A reference that is a style has its own strokes to give where A is
+# weak (a flat sky takes B′'s brushwork), so weak cells take R (the original's τ). Between two
+# photos a weak texture — a floor, a wall, a sky — is content both images hold, and with R there
+# the match only follows the coarser field (a slanted floor stays matched as a flat one): τ = 0
+# keeps every cell's own features at α (measured: stereo within 3 px 0.857 → 0.900).
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "photo-to-style": {"weight": 3, "ratio": 1.0, "refine": False},
-    "style-to-style": {"weight": 3, "ratio": 1.0, "refine": False},
-    "style-to-photo": {"weight": 2, "ratio": 1.0, "refine": False},
-    "photo-to-photo": {"weight": 3, "ratio": 1.0, "refine": True},
+    "photo-to-style": {"weight": 3, "ratio": 1.0, "refine": False, "mask": MASK_THRESHOLD},
+    "style-to-style": {"weight": 3, "ratio": 1.0, "refine": False, "mask": MASK_THRESHOLD},
+    "style-to-photo": {"weight": 2, "ratio": 1.0, "refine": False, "mask": MASK_THRESHOLD},
+    "photo-to-photo": {"weight": 3, "ratio": 1.0, "refine": True, "mask": 0.0},
 }
 
 
@@ -323,6 +333,8 @@ class Settings:
     fallback: bool = True
     # The α of B's features in B′ → A's own match, levels 4..1 (see B_ALPHA_SCALE).
     alphas_b: tuple[float, float, float, float] | None = None
+    # τ of the blend (MODE_DEFAULTS' "mask").
+    mask_threshold: float = MASK_THRESHOLD
 
     @property
     def b_alphas(self) -> tuple[float, float, float, float]:
@@ -340,6 +352,7 @@ def resolve(params: AnalogyParams, preset: Preset | None = None) -> Settings:
         ratio=float(params.ratio if params.ratio is not None else defaults["ratio"]),
         refine=bool(params.refine if params.refine is not None else defaults["refine"]),
         fallback=params.fallback,
+        mask_threshold=float(defaults["mask"]),
     )
 
 

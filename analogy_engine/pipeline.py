@@ -43,7 +43,6 @@ from .types import AnalogyResult, CancelFn, Cancelled, InputError, ObserveFn, Pr
 from .upscale import upscale
 from .vgg import FINE_LEVELS, VGG19, deprocess, preprocess
 
-MASK_THRESHOLD = 0.05  # of the min–max-normalised squared feature magnitude (the paper's τ)
 CONFIDENCE_LEVEL = 4  # relu4_1: the round trip must come back to the same kind of place
 
 
@@ -147,18 +146,19 @@ def _resize(image: Tensor, hw: tuple[int, int]) -> Tensor:
     return F.interpolate(image[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0]
 
 
-def _blend_weight(features: Tensor, alpha: float) -> Tensor:
-    """W = α·M with M = 1 where the normalised squared magnitude reaches the threshold."""
+def _blend_weight(features: Tensor, alpha: float, threshold: float) -> Tensor:
+    """W = α·M with M = 1 where the min–max-normalised squared magnitude reaches `threshold`
+    (the paper's τ, `Settings.mask_threshold`)."""
     magnitude = features.pow(2).sum(0, keepdim=True)
     low, high = magnitude.min(), magnitude.max()
     normalised = (magnitude - low) / (high - low).clamp_min(1e-12)
-    return alpha * (normalised >= MASK_THRESHOLD).to(features.dtype)
+    return alpha * (normalised >= threshold).to(features.dtype)
 
 
-def _blend(own: Tensor, r: Tensor, alpha: float, keep: Tensor | None = None) -> Tensor:
+def _blend(own: Tensor, r: Tensor, alpha: float, threshold: float, keep: Tensor | None = None) -> Tensor:
     """The unknown image's features: its own where they are strong (weight α), R elsewhere.
     `keep` (1, h, w) scales the weight per cell (the structure mask: 0 takes R alone)."""
-    weight = _blend_weight(own, alpha)
+    weight = _blend_weight(own, alpha, threshold)
     if keep is not None:
         weight = weight * keep
     return own * weight + r * (1 - weight)
@@ -271,7 +271,7 @@ def _direction_stacks(
 
 def _locate_between_cells(
     step: Step, pair: list[Pyramid], directions: tuple[Direction, Direction],
-    stacks: dict[str, tuple[Tensor, Tensor]], last: bool, guide: PairGuide,
+    stacks: dict[str, tuple[Tensor, Tensor]], last: bool, guide: PairGuide, threshold: float,
 ) -> None:
     """Sub-cell positions of both fields (`Direction.position`), for the next grid and the output.
 
@@ -282,12 +282,13 @@ def _locate_between_cells(
     if last:
         ab, ba = directions
         keep = guide.keep(step.a_hw)
-        ab.unknown = _blend(pair[0][step.level], warp(pair[1][step.level], ab.field), step.alpha, keep)
+        a_warped = warp(pair[1][step.level], ab.field)
+        ab.unknown = _blend(pair[0][step.level], a_warped, step.alpha, threshold, keep)
         b_warped = warp(pair[0][step.level], ba.field)
-        ba.unknown = _blend(pair[1][step.level], b_warped, step.alpha)
+        ba.unknown = _blend(pair[1][step.level], b_warped, step.alpha, threshold)
         ba.matched = ba.unknown
         if step.alpha_b != step.alpha:
-            ba.matched = _blend(pair[1][step.level], b_warped, step.alpha_b)
+            ba.matched = _blend(pair[1][step.level], b_warped, step.alpha_b, threshold)
         stacks = _direction_stacks(pair, step, ab, ba, keep)
     for d in directions:
         own = stacks[d.name]
@@ -348,10 +349,10 @@ def match_pyramids(
                 d.field = _carry(d.carried, previous, step, d.own)
             d.position = None
             keep = guide.keep(step.a_hw) if d.name == "ab" else None
-            d.unknown = _blend(own[step.level], r, step.alpha, keep)
+            d.unknown = _blend(own[step.level], r, step.alpha, settings.mask_threshold, keep)
             d.matched = d.unknown
             if d.name == "ba" and step.alpha_b != step.alpha:
-                d.matched = _blend(own[step.level], r, step.alpha_b)
+                d.matched = _blend(own[step.level], r, step.alpha_b, settings.mask_threshold)
             timer.add("inversion", t)
         t = time.perf_counter()
         stacks = _direction_stacks(pair, step, *directions, guide.keep(step.a_hw))
@@ -368,7 +369,9 @@ def match_pyramids(
                 step=lambda per=per: work.add(per), coherence=settings.preset.coherence,
                 prior=prior, reach=reach, regions=guide.regions(step.a_hw, step.b_hw, d.name),
             )
-        _locate_between_cells(step, pair, directions, stacks, step is plan.steps[-1], guide)
+        _locate_between_cells(
+            step, pair, directions, stacks, step is plan.steps[-1], guide, settings.mask_threshold
+        )
         timer.add("matching", t)
         if observe is not None:
             observe(step, directions[0].field, directions[1].field)
@@ -644,6 +647,7 @@ def _report(
         "preset": settings.preset.name,
         "alphas": list(settings.alphas),
         "alphas_b": [round(a, 4) for a in settings.b_alphas],
+        "mask_threshold": settings.mask_threshold,
         "ratio": settings.ratio,
         "refine": settings.refine,
         "device": str(device),

@@ -10,7 +10,8 @@ rounding); "before" is the engine of 9229ccc on the same cases:
 |   before (9229ccc)                     | 19.2 dB | 18.9 dB | 0.881      | 0.852      | 0.148      |
 | rotation 6° ×1.08 + colour + texture   | 23.9 dB | 28.6 dB | 0.914      | 0.860      |            |
 | face: rotation −4° ×1.05 + texture     | 24.7 dB | 31.3 dB | 0.879      | 0.803      |            |
-| stereo (Middlebury Motorcycle, 256 px) |         |         | 0.857      |            | 0.669      |
+| stereo (Middlebury Motorcycle, 256 px) |         |         | 0.900      |            | 0.789      |
+|   before photo → photo's blend τ = 0   |         |         | 0.857      |            | 0.669      |
 
 What bought it (shift case, A′ dB / ≤1 px): sub-cell positions between levels 19.2 → 22.9 /
 0.15 → 0.49 (the odd shift was lost at level 2), inversion start read along them 23.6, the
@@ -43,6 +44,13 @@ answer, so the less of them the match sees, the less precise it is. On real pair
 strokes and paper, and seeing less of them keeps B's regions semantic (faces take skin, not a
 look-alike colour elsewhere: the sheets of issue 8). At scale 0 the shift case's B fell to 24.6 dB;
 0 at levels 4, 3 only took rotation's ≤3 px A→B′ to 0.863, under its threshold: neither was kept.
+
+Photo → photo blends at τ = 0 (params.MODE_DEFAULTS, "mask"): between two photos a weak
+texture is content both hold, and with R in its place the match only followed the coarser
+field — the floor in front of the motorcycle stayed matched as a flat plane. Stereo 0.857 →
+0.900 (seeds 1, 2: 0.899, 0.898); the exhaustive best match of level 2's features in ±6 cells
+around the final field scored 0.888 on A's and B′'s own features, 0.847 on the τ = 0.05 blends:
+the blend, not the search, held it. The other cases are photo → style: unchanged.
 
 Doing nothing scores far lower: A′ = A gives 12.7 / 12.1 / 15.2 dB, A′ = B′ 9.8 / 12.2 /
 14.8 dB; the identity flow is within 3 px for 0.0 (shift) and ~0.1 (rotations) of the pixels.
@@ -90,7 +98,9 @@ THRESHOLDS = {
 TARGETS = {
     "rotation": ka.Scores(26.0, 26.0, 0.85, 0.85),
 }
-STEREO_MIN, STEREO_TARGET = 0.83, 0.9
+# Measured 0.900 (seeds 1, 2: 0.899, 0.898): the target is met on the nose, too close to hold
+# across machines' float rounding, so the held threshold sits 0.02 under it.
+STEREO_MIN, STEREO_TARGET = 0.88, 0.9
 
 
 def test_cases_are_consistent() -> None:
@@ -158,8 +168,9 @@ def stereo(engine: Engine) -> tuple[ka.Stereo, AnalogyResult]:
 
 
 def test_stereo_pair_is_matched(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
-    """A real stereo pair (photo → photo): the flow follows the measured disparity. The rest
-    are the floor and the wall, flat regions where any match looks alike (measured 0.857)."""
+    """A real stereo pair (photo → photo): the flow follows the measured disparity (measured
+    0.900). The rest are mostly the floor beside the front wheel, matched with the wheel's
+    disparity (a patch's support reaches across the edge), and the shelves' repeated boxes."""
     case, result = stereo
     share = ka.share_within(result.flow_ab, case.flow_ab, case.valid_a)
     nothing = ka.identity_flow(case.a.shape[:2], case.b_prime.shape[:2])
@@ -167,7 +178,7 @@ def test_stereo_pair_is_matched(stereo: tuple[ka.Stereo, AnalogyResult]) -> None
     assert share >= STEREO_MIN and identity < STEREO_MIN - 0.3, (share, identity)
 
 
-@pytest.mark.xfail(reason="issue target 0.9 within 3 px not reached yet (measured 0.857)", strict=False)
+@pytest.mark.xfail(reason="issue target 0.9 within 3 px: measured 0.900, seeds 0.898-0.900", strict=False)
 def test_stereo_pair_reaches_issue_target(stereo: tuple[ka.Stereo, AnalogyResult]) -> None:
     case, result = stereo
     assert ka.share_within(result.flow_ab, case.flow_ab, case.valid_a) >= STEREO_TARGET

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
 from analogy_engine import PRESETS, AnalogyParams, Engine
 from analogy_engine.params import resolve
+from analogy_engine.pipeline import _blend, _blend_weight
 from analogy_engine.plan import SEMANTIC_FROM, grid, plan, semantic_size
 from analogy_engine.vgg import VGG19
 
@@ -62,3 +64,27 @@ def test_work_units_cover_every_step(vgg: VGG19) -> None:
         parts += sum(n * per for n, per in step.match_units + step.entry_units)
     assert parts == pytest.approx(schedule.total_units)
     assert semantic_size((448, 608)) == (224, 304) and semantic_size((400, 304)) == (192, 144)
+
+
+@pytest.mark.parametrize(
+    ("mode", "tau"),
+    [("photo-to-style", 0.05), ("style-to-style", 0.05), ("style-to-photo", 0.05), ("photo-to-photo", 0.0)],
+)
+def test_blend_threshold_follows_the_mode(mode: str, tau: float) -> None:
+    """τ of the blend: the paper's 0.05 where B′ is a style (A's weak cells take B′'s content),
+    0 between two photos (weak textures are matched as each photo's own)."""
+    assert resolve(AnalogyParams(mode=mode)).mask_threshold == tau
+
+
+def test_blend_keeps_weak_cells_only_at_tau_zero() -> None:
+    """A map with one strong cell and weak texture elsewhere: at τ = 0.05 the weak cells take R
+    alone (weight 0), at τ = 0 every cell keeps its own features at α."""
+    features = torch.full((4, 3, 3), 0.1)
+    features[:, 1, 1] = 3.0
+    features[0, 0, 0] = 0.12  # weak, but not the weakest: normalised it is far below 0.05
+    weight = _blend_weight(features, 0.7, 0.05)
+    assert weight[0, 1, 1] == pytest.approx(0.7) and float(weight.sum()) == pytest.approx(0.7)
+    assert torch.allclose(_blend_weight(features, 0.7, 0.0), torch.full((1, 3, 3), 0.7))
+    own, r = torch.ones(4, 3, 3), torch.zeros(4, 3, 3)
+    blended = _blend(own, r, 0.7, 0.0)
+    assert torch.allclose(blended, torch.full_like(blended, 0.7))
