@@ -104,6 +104,11 @@ class Preset:
     # wherever it is — B′'s pale haze between buildings on A's sky, B′'s neck on A's background —
     # and B shows it as a blotch; among look-alikes, the one in the same place wins.
     layout_b: float = 0.15
+    # B′ → A's coarsest match only: its patch size (the others use patch_sizes). A reference's
+    # blank paper inside an outline (an ink horse's body) is, cell by cell, most like A's white
+    # clouds; a wider patch at relu5_1 also sees the outline around it and finds A's horse.
+    # Only for B′ → A: in A → B′ it let B′'s flower crown into A′'s hair (issue 8's sheets).
+    coarsest_patch_b: int = 5
     # Look-invariant Lucas–Kanade iterations on the working-size field (subpixel.py); 0: none.
     subpixel_iterations: int = 3
 

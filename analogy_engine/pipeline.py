@@ -365,7 +365,8 @@ def match_pyramids(
             if step.entry == "top" and d.name == "ba" and settings.preset.layout_b > 0:
                 prior, reach = _layout(src.shape[:2], tgt.shape[:2], settings.preset.layout_b, src.device)
             d.field, d.similarity = match.patchmatch(
-                src, tgt, d.field, step.patch, step.iterations, radius, step.jumps, generator,
+                src, tgt, d.field, step.patch_b if d.name == "ba" else step.patch, step.iterations, radius,
+                step.jumps, generator,
                 step=lambda per=per: work.add(per), coherence=settings.preset.coherence,
                 prior=prior, reach=reach, regions=guide.regions(step.a_hw, step.b_hw, d.name),
             )

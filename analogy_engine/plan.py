@@ -53,6 +53,7 @@ class Step:
     alpha: float  # how much of the image's own features A′ (and B) keep where they are strong
     alpha_b: float  # the same for B in B′ → A's own match (params.B_ALPHA_SCALE)
     patch: int
+    patch_b: int  # B′ → A's patch (Preset.coarsest_patch_b at the top, else `patch`)
     iterations: int
     radius_cells: int  # random-search radius in target cells; 0: the whole map
     jumps: tuple[int, ...]
@@ -120,11 +121,13 @@ def plan(settings: Settings, vgg: VGG19, a_hw: HW, b_hw: HW) -> Plan:
         lbfgs = preset.lbfgs_iterations[5 - previous] if inverting else 0
         match_units = []
         entry_units = []
-        for src, tgt, image in ((ga, gb, src_a), (gb, ga, src_b)):
+        patch_b = preset.coarsest_patch_b if entry == "top" else preset.patch_sizes[i]
+        patches = (preset.patch_sizes[i], patch_b)
+        for src, tgt, image, patch in ((ga, gb, src_a, patches[0]), (gb, ga, src_b, patches[1])):
             radius = preset.search_radii[i] or max(tgt)
             n = match.count_candidates(src, preset.pm_iterations[i], radius, preset.propagation_jumps[i])
             dims = min(preset.match_dims[i] or 2 * CHANNELS[level], 2 * CHANNELS[level])
-            per = preset.patch_sizes[i] ** 2 * (src[0] * src[1] * dims * GATHER_COST + GATHER_OVERHEAD)
+            per = patch ** 2 * (src[0] * src[1] * dims * GATHER_COST + GATHER_OVERHEAD)
             match_units.append((n + 1, per))
             if inverting:
                 low = previous - depth
@@ -137,7 +140,7 @@ def plan(settings: Settings, vgg: VGG19, a_hw: HW, b_hw: HW) -> Plan:
         steps.append(
             Step(
                 pyramid=pyramid, level=level, entry=entry, alpha=alpha, alpha_b=alpha_b,
-                patch=preset.patch_sizes[i], iterations=preset.pm_iterations[i],
+                patch=patches[0], patch_b=patches[1], iterations=preset.pm_iterations[i],
                 radius_cells=preset.search_radii[i], jumps=preset.propagation_jumps[i],
                 dims=preset.match_dims[i], lbfgs_iterations=lbfgs, invert_depth=depth,
                 a_hw=ga, b_hw=gb, match_units=(match_units[0], match_units[1]),

@@ -36,6 +36,9 @@ def test_semantic_pyramid_then_working_size(vgg: VGG19) -> None:
     assert schedule.steps[4].a_hw == carry.a_hw  # half-scale level 1 = full-scale level 2
     # α: 1 at the top, then the weight-3 set by level (0.9 at relu4_1 … 0.2 at relu1_1).
     assert [s.alpha for s in schedule.steps] == [1.0, 0.9, 0.8, 0.7, 0.2, 0.7, 0.2]
+    # B′ → A's coarsest match reads wider patches (Preset.coarsest_patch_b); the rest as A → B′.
+    assert [s.patch for s in schedule.steps] == [3, 3, 3, 5, 5, 5, 5]
+    assert [s.patch_b for s in schedule.steps] == [5, 3, 3, 5, 5, 5, 5]
     # B in B′ → A's own match: half of it (params.B_ALPHA_SCALE).
     assert [s.alpha_b for s in schedule.steps] == pytest.approx([1.0, 0.45, 0.4, 0.35, 0.1, 0.35, 0.1])
 
