@@ -108,6 +108,7 @@ class Preset:
     # blank paper inside an outline (an ink horse's body) is, cell by cell, most like A's white
     # clouds; a wider patch at relu5_1 also sees the outline around it and finds A's horse.
     # Only for B′ → A: in A → B′ it let B′'s flower crown into A′'s hair (issue 8's sheets).
+    # Used where both coarsest grids are at least twice as wide (plan.py), else patch_sizes[0].
     coarsest_patch_b: int = 5
     # Look-invariant Lucas–Kanade iterations on the working-size field (subpixel.py); 0: none.
     subpixel_iterations: int = 3

@@ -121,7 +121,10 @@ def plan(settings: Settings, vgg: VGG19, a_hw: HW, b_hw: HW) -> Plan:
         lbfgs = preset.lbfgs_iterations[5 - previous] if inverting else 0
         match_units = []
         entry_units = []
-        patch_b = preset.coarsest_patch_b if entry == "top" else preset.patch_sizes[i]
+        patch_b = preset.patch_sizes[i]
+        # A patch wider than half the map would mostly read its repeated border (tiny inputs).
+        if entry == "top" and min(*ga, *gb) >= 2 * preset.coarsest_patch_b:
+            patch_b = preset.coarsest_patch_b
         patches = (preset.patch_sizes[i], patch_b)
         for src, tgt, image, patch in ((ga, gb, src_a, patches[0]), (gb, ga, src_b, patches[1])):
             radius = preset.search_radii[i] or max(tgt)

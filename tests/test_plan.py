@@ -43,6 +43,16 @@ def test_semantic_pyramid_then_working_size(vgg: VGG19) -> None:
     assert [s.alpha_b for s in schedule.steps] == pytest.approx([1.0, 0.45, 0.4, 0.35, 0.1, 0.35, 0.1])
 
 
+def test_wide_coarsest_patch_only_where_the_grid_holds_it(vgg: VGG19) -> None:
+    """B′ → A's 5×5 coarsest patch needs grids at least 10 cells wide: a 128-px input's 8×8
+    relu5_1 grid (or a GIMP test's thumbnail) keeps 3×3, which would otherwise read mostly the
+    repeated border."""
+    settings = resolve(AnalogyParams())
+    assert plan(settings, vgg, (160, 176), (160, 160)).steps[0].patch_b == 5
+    assert plan(settings, vgg, (128, 128), (128, 128)).steps[0].patch_b == 3
+    assert plan(settings, vgg, (160, 176), (144, 160)).steps[0].patch_b == 3
+
+
 def test_small_working_sizes_use_one_pyramid(vgg: VGG19) -> None:
     settings = resolve(AnalogyParams())
     schedule = plan(settings, vgg, (SEMANTIC_FROM - 16, 400), (400, 400))
