@@ -121,16 +121,15 @@ def plan(settings: Settings, vgg: VGG19, a_hw: HW, b_hw: HW) -> Plan:
         lbfgs = preset.lbfgs_iterations[5 - previous] if inverting else 0
         match_units = []
         entry_units = []
-        patch_b = preset.patch_sizes[i]
+        patch = patch_b = preset.patch_sizes[i]
         # A patch wider than half the map would mostly read its repeated border (tiny inputs).
         if entry == "top" and min(*ga, *gb) >= 2 * preset.coarsest_patch_b:
             patch_b = preset.coarsest_patch_b
-        patches = (preset.patch_sizes[i], patch_b)
-        for src, tgt, image, patch in ((ga, gb, src_a, patches[0]), (gb, ga, src_b, patches[1])):
+        for src, tgt, image, k in ((ga, gb, src_a, patch), (gb, ga, src_b, patch_b)):
             radius = preset.search_radii[i] or max(tgt)
             n = match.count_candidates(src, preset.pm_iterations[i], radius, preset.propagation_jumps[i])
             dims = min(preset.match_dims[i] or 2 * CHANNELS[level], 2 * CHANNELS[level])
-            per = patch ** 2 * (src[0] * src[1] * dims * GATHER_COST + GATHER_OVERHEAD)
+            per = k**2 * (src[0] * src[1] * dims * GATHER_COST + GATHER_OVERHEAD)
             match_units.append((n + 1, per))
             if inverting:
                 low = previous - depth
@@ -143,7 +142,7 @@ def plan(settings: Settings, vgg: VGG19, a_hw: HW, b_hw: HW) -> Plan:
         steps.append(
             Step(
                 pyramid=pyramid, level=level, entry=entry, alpha=alpha, alpha_b=alpha_b,
-                patch=patches[0], patch_b=patches[1], iterations=preset.pm_iterations[i],
+                patch=patch, patch_b=patch_b, iterations=preset.pm_iterations[i],
                 radius_cells=preset.search_radii[i], jumps=preset.propagation_jumps[i],
                 dims=preset.match_dims[i], lbfgs_iterations=lbfgs, invert_depth=depth,
                 a_hw=ga, b_hw=gb, match_units=(match_units[0], match_units[1]),
